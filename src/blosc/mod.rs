@@ -1,0 +1,195 @@
+//! Safe c-blosc2 chunk codec: compress, decompress into caller memory, header checks.
+//!
+//! One compression and one decompression context per thread, created on first use and
+//! reused while the parameters stay the same, so no call allocates a context and no
+//! context is shared between threads. c-blosc2 reads `BLOSC_*` environment variables when
+//! it creates a context and lets them override the parameters set here; keep them unset.
+
+mod ffi;
+
+use std::cell::RefCell;
+
+pub(crate) use ffi::{CompressParams, MAX_OVERHEAD};
+
+use crate::codec::Codec;
+use crate::error::{Error, Result};
+
+thread_local! {
+    static COMPRESSOR: RefCell<Option<(CompressParams, ffi::Context)>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<(i16, ffi::Context)>> = const { RefCell::new(None) };
+}
+
+impl CompressParams {
+    /// Parameters for a channel's settings.
+    pub(crate) fn new(
+        codec: Codec,
+        level: u8,
+        typesize: usize,
+        block_size: usize,
+        nthreads: usize,
+    ) -> CompressParams {
+        CompressParams {
+            compcode: codec.blosc_compcode(),
+            level,
+            typesize: typesize as u8,
+            block_size: i32::try_from(block_size).unwrap_or(i32::MAX),
+            nthreads: clamp_threads(nthreads),
+        }
+    }
+}
+
+/// c-blosc2 takes at most `i16::MAX` threads; 0 is never passed.
+fn clamp_threads(n: usize) -> i16 {
+    n.clamp(1, i16::MAX as usize) as i16
+}
+
+/// Compress `src` into a complete blosc2 chunk in `dst` (contents replaced).
+pub(crate) fn compress(params: CompressParams, src: &[u8], dst: &mut Vec<u8>) -> Result {
+    COMPRESSOR.with_borrow_mut(|slot| {
+        if slot.as_ref().is_none_or(|(p, _)| *p != params) {
+            *slot = None; // free the old context before making the new one
+            *slot = Some((params, ffi::Context::compressor(params)?));
+        }
+        let (_, ctx) = slot.as_mut().expect("context set above");
+        ctx.compress(src, dst)
+    })
+}
+
+fn with_decompressor<R>(
+    nthreads: usize,
+    f: impl FnOnce(&mut ffi::Context) -> Result<R>,
+) -> Result<R> {
+    let nthreads = clamp_threads(nthreads);
+    DECOMPRESSOR.with_borrow_mut(|slot| {
+        if slot.as_ref().is_none_or(|(n, _)| *n != nthreads) {
+            *slot = None;
+            *slot = Some((nthreads, ffi::Context::decompressor(nthreads)?));
+        }
+        let (_, ctx) = slot.as_mut().expect("context set above");
+        f(ctx)
+    })
+}
+
+/// Decompress a validated blosc2 chunk into `dst` (exactly its uncompressed length).
+pub(crate) fn decompress_into(src: &[u8], dst: &mut [u8], nthreads: usize) -> Result {
+    with_decompressor(nthreads, |ctx| ctx.decompress(src, dst))
+}
+
+/// Decode the items `[start, start + nitems)` of a validated chunk into `dst`.
+pub(crate) fn get_items_into(src: &[u8], start: usize, nitems: usize, dst: &mut [u8]) -> Result {
+    with_decompressor(1, |ctx| ctx.get_items(src, start, nitems, dst))
+}
+
+/// The documented fields of a blosc2 chunk header (README_CHUNK_FORMAT), parsed in Rust so
+/// no untrusted byte reaches C before it is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ChunkHeader {
+    pub version: u8,
+    pub flags: u8,
+    pub typesize: u8,
+    pub nbytes: u32,
+    pub blocksize: u32,
+    pub cbytes: u32,
+}
+
+/// Header length of every chunk this library writes (the blosc2 extended header).
+pub(crate) const HEADER_LEN: usize = 32;
+/// `flags` bits 0 and 2 both set mark the 32-byte extended (Blosc2) header.
+const EXTENDED_HEADER_FLAGS: u8 = 0b101;
+/// `flags` bit 1: the payload is stored raw after the header.
+pub(crate) const MEMCPYED_FLAG: u8 = 0b10;
+
+impl ChunkHeader {
+    /// Parse the first 16 bytes; `None` if `chunk` is shorter than a full header.
+    pub(crate) fn parse(chunk: &[u8]) -> Option<ChunkHeader> {
+        let h = chunk.get(..HEADER_LEN)?;
+        let u32_at = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().expect("4 bytes"));
+        Some(ChunkHeader {
+            version: h[0],
+            flags: h[2],
+            typesize: h[3],
+            nbytes: u32_at(4),
+            blocksize: u32_at(8),
+            cbytes: u32_at(12),
+        })
+    }
+
+    /// Check the header against what the table and geometry say the chunk must be, before
+    /// the chunk is handed to c-blosc2 (which trusts these fields).
+    pub(crate) fn check(&self, payload_len: usize, raw_len: usize, typesize: usize) -> Result {
+        let fail = |what: &str| Err(Error::corrupted(format!("blosc2 chunk header: {what}")));
+        if !(3..=5).contains(&self.version) {
+            return fail("unknown format version");
+        }
+        if self.flags & EXTENDED_HEADER_FLAGS != EXTENDED_HEADER_FLAGS {
+            return fail("not an extended (Blosc2) header");
+        }
+        if self.typesize as usize != typesize {
+            return fail("typesize differs from the channel's element size");
+        }
+        if self.nbytes as usize != raw_len {
+            return fail("uncompressed size differs from the chunk geometry");
+        }
+        if self.cbytes as usize != payload_len || payload_len > raw_len + MAX_OVERHEAD {
+            return fail("compressed size differs from the table entry");
+        }
+        if self.blocksize == 0 || self.blocksize as usize > raw_len.max(1) {
+            return fail("block size out of range");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(codec: Codec, typesize: usize) -> CompressParams {
+        CompressParams::new(codec, 9, typesize, 32 * 1024, 1)
+    }
+
+    #[test]
+    fn every_codec_round_trips() {
+        let data: Vec<f32> = (0..50_000).map(|i| (i as f32 * 0.01).sin()).collect();
+        let bytes: &[u8] = bytemuck::cast_slice(&data);
+        for codec in Codec::ALL {
+            let mut chunk = Vec::new();
+            compress(params(codec, 4), bytes, &mut chunk).unwrap();
+            let header = ChunkHeader::parse(&chunk).unwrap();
+            header.check(chunk.len(), bytes.len(), 4).unwrap();
+            let mut out = vec![0u8; bytes.len()];
+            decompress_into(&chunk, &mut out, 1).unwrap();
+            assert_eq!(out, bytes, "{codec}");
+            let mut part = vec![0u8; 40];
+            get_items_into(&chunk, 1000, 10, &mut part).unwrap();
+            assert_eq!(part, bytes[4000..4040]);
+        }
+    }
+
+    #[test]
+    fn level_zero_stores_raw_bytes_after_the_header() {
+        let bytes: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
+        let mut chunk = Vec::new();
+        compress(
+            CompressParams::new(Codec::Lz4, 0, 1, 0, 1),
+            &bytes,
+            &mut chunk,
+        )
+        .unwrap();
+        assert_eq!(chunk.len(), bytes.len() + HEADER_LEN);
+        assert_ne!(ChunkHeader::parse(&chunk).unwrap().flags & MEMCPYED_FLAG, 0);
+    }
+
+    #[test]
+    fn header_check_rejects_mismatches() {
+        let bytes = vec![3u8; 1000];
+        let mut chunk = Vec::new();
+        compress(params(Codec::Zstd, 2), &bytes, &mut chunk).unwrap();
+        let h = ChunkHeader::parse(&chunk).unwrap();
+        assert!(h.check(chunk.len(), 1000, 2).is_ok());
+        assert!(h.check(chunk.len(), 998, 2).is_err());
+        assert!(h.check(chunk.len() + 1, 1000, 2).is_err());
+        assert!(h.check(chunk.len(), 1000, 4).is_err());
+        assert!(ChunkHeader::parse(&chunk[..31]).is_none());
+    }
+}

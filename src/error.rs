@@ -1,0 +1,163 @@
+//! The crate's one error type.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use crate::sample::Dtype;
+
+/// `Result` with this crate's [`Error`] as the default error type.
+pub type Result<T = (), E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong. New variants may be added in minor releases.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The operating system reported an I/O error.
+    Io(io::Error),
+    /// The file is not a compressed-image container (its magic number is wrong).
+    NotACompressedImage,
+    /// The file was written by a format version this library cannot read.
+    UnsupportedVersion {
+        /// Major version found in the file.
+        major: u16,
+        /// Minor version found in the file.
+        minor: u16,
+    },
+    /// Bytes in the file contradict the format; `reason` says which check failed.
+    Corrupted {
+        /// What was checked and what was found.
+        reason: String,
+    },
+    /// A chunk's stored checksum does not match its bytes. Only this chunk is unreadable.
+    ChecksumMismatch {
+        /// Index of the channel in the image.
+        channel: usize,
+        /// Index of the chunk in the channel.
+        chunk: usize,
+    },
+    /// The file holds a different element type than the one asked for.
+    DtypeMismatch {
+        /// The element type the caller asked for.
+        expected: Dtype,
+        /// The element type stored in the file.
+        found: Dtype,
+    },
+    /// Another handle, in this or another process, has the file open for writing.
+    Locked {
+        /// The file that is locked.
+        path: PathBuf,
+    },
+    /// The handle was opened read-only and cannot write.
+    ReadOnly,
+    /// An earlier I/O error left this handle unable to write; reopen the file, which
+    /// shows the last commit.
+    Poisoned,
+    /// An argument is outside what the operation accepts.
+    InvalidArgument {
+        /// Which argument, and the rule it breaks.
+        what: &'static str,
+        /// The value that was given.
+        got: String,
+        /// What would have been accepted.
+        expected: String,
+    },
+    /// An index is past the end of a sequence.
+    IndexOutOfRange {
+        /// What was indexed ("chunk", "channel", …).
+        what: &'static str,
+        /// The index that was given.
+        index: usize,
+        /// How many items there are.
+        len: usize,
+    },
+    /// No channel has this name.
+    UnknownChannelName(String),
+    /// The channel behind this handle was removed from its image.
+    ChannelRemoved,
+    /// c-blosc2 reported an error.
+    Codec {
+        /// The C function that failed.
+        call: &'static str,
+        /// Its return code.
+        code: i32,
+    },
+    /// The image metadata is not valid JSON.
+    Metadata(serde_json::Error),
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidArgument`].
+    pub(crate) fn invalid(
+        what: &'static str,
+        got: impl fmt::Display,
+        expected: impl fmt::Display,
+    ) -> Self {
+        Error::InvalidArgument {
+            what,
+            got: got.to_string(),
+            expected: expected.to_string(),
+        }
+    }
+
+    /// Shorthand for [`Error::Corrupted`].
+    pub(crate) fn corrupted(reason: impl Into<String>) -> Self {
+        Error::Corrupted {
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "I/O error: {e}"),
+            Error::NotACompressedImage => f.write_str("not a compressed-image file (wrong magic number)"),
+            Error::UnsupportedVersion { major, minor } => write!(
+                f,
+                "unsupported format version {major}.{minor} (this library reads major version {})",
+                crate::format::FORMAT_MAJOR
+            ),
+            Error::Corrupted { reason } => write!(f, "corrupted file: {reason}"),
+            Error::ChecksumMismatch { channel, chunk } => {
+                write!(f, "checksum mismatch in channel {channel}, chunk {chunk}")
+            }
+            Error::DtypeMismatch { expected, found } => {
+                write!(f, "element type mismatch: expected {expected}, the file holds {found}")
+            }
+            Error::Locked { path } => {
+                write!(f, "{} is locked: another handle has it open for writing", path.display())
+            }
+            Error::ReadOnly => f.write_str("the handle is read-only"),
+            Error::Poisoned => f.write_str(
+                "an earlier I/O error poisoned this handle; reopen the file to continue from the last commit",
+            ),
+            Error::InvalidArgument { what, got, expected } => {
+                write!(f, "invalid {what}: got {got}, expected {expected}")
+            }
+            Error::IndexOutOfRange { what, index, len } => {
+                write!(f, "{what} index {index} is out of range (there are {len})")
+            }
+            Error::UnknownChannelName(name) => write!(f, "unknown channel name {name:?}"),
+            Error::ChannelRemoved => f.write_str("the channel was removed from its image"),
+            Error::Codec { call, code } => write!(f, "c-blosc2 call {call} failed with code {code}"),
+            Error::Metadata(e) => write!(f, "invalid metadata JSON: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            Error::Metadata(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}
