@@ -75,6 +75,9 @@ pub enum Error {
     UnknownChannelName(String),
     /// The channel behind this handle was removed from its image.
     ChannelRemoved,
+    /// This thread already has a batch open on the file; commit or drop it before writing
+    /// through another call (waiting would deadlock).
+    BatchInProgress,
     /// c-blosc2 reported an error.
     Codec {
         /// The C function that failed.
@@ -140,6 +143,9 @@ impl fmt::Display for Error {
             }
             Error::UnknownChannelName(name) => write!(f, "unknown channel name {name:?}"),
             Error::ChannelRemoved => f.write_str("the channel was removed from its image"),
+            Error::BatchInProgress => {
+                f.write_str("this thread has a batch open on the file; commit or drop it first")
+            }
             Error::Codec { call, code } => write!(f, "c-blosc2 call {call} failed with code {code}"),
             Error::Metadata(e) => write!(f, "invalid metadata JSON: {e}"),
         }

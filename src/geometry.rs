@@ -169,6 +169,25 @@ impl Geometry {
     }
 }
 
+/// `Ok` when a `width × height` channel of `elem_size`-byte elements is non-empty and its
+/// byte size fits in `usize`.
+pub(crate) fn check_size(width: usize, height: usize, elem_size: usize) -> Result {
+    if width == 0 || height == 0 {
+        return Err(Error::invalid(
+            "channel size",
+            format!("{width} x {height}"),
+            "width and height of at least 1",
+        ));
+    }
+    match width
+        .checked_mul(elem_size)
+        .and_then(|row| row.checked_mul(height))
+    {
+        Some(_) => Ok(()),
+        None => Err(overflow(width, height, elem_size)),
+    }
+}
+
 fn overflow(width: usize, height: usize, elem_size: usize) -> Error {
     Error::invalid(
         "channel size",

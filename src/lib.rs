@@ -1,11 +1,122 @@
-//! compressed-image
+//! Image channels stored as independently compressed c-blosc2 chunks of whole scanlines,
+//! persisted in one crash-safe, memory-mapped file.
+//!
+//! A [`Channel<T>`] is a `width × height` array of `T` split into chunks of whole
+//! scanlines; each chunk is a standard c-blosc2 chunk or a lazy fill value. An [`Image<T>`]
+//! is several named channels plus JSON metadata in one file. Reads decompress straight
+//! from the file mapping into the caller's buffer; every write appends and commits
+//! copy-on-write, so a crash never loses a committed chunk and readers in other processes
+//! always see one consistent commit. The byte layout is specified in `format/SPEC.md`.
+//!
+//! ```
+//! use compressed_image::{Channel, Settings};
+//!
+//! # fn main() -> compressed_image::Result {
+//! let dir = tempfile::tempdir()?;
+//! let path = dir.path().join("mask.cimg");
+//! // A 4096 × 4096 f32 channel of zeros: lazy, nothing is compressed or allocated.
+//! let mask = Channel::<f32>::create_full(&path, 4096, 4096, 0.0, Settings::default())?;
+//! let mut chunk = vec![0.0f32; mask.chunk_elems_at(3)?];
+//! chunk.iter_mut().enumerate().for_each(|(i, v)| *v = i as f32);
+//! mask.set_chunk(3, &chunk)?; // compressed, appended and committed
+//! mask.sync()?; // durable
+//!
+//! // Another process (or thread) reads a consistent snapshot.
+//! let reader = Channel::<f32>::open_read_only(&path)?;
+//! let mut out = vec![0.0f32; reader.chunk_elems_at(3)?];
+//! reader.get_chunk(3, &mut out)?;
+//! assert_eq!(out, chunk);
+//! # Ok(()) }
+//! ```
+//!
+//! # Mapping from the original library
+//!
+//! | compressed-image (C++ / Python) | this crate |
+//! |---|---|
+//! | `channel<T>(data, w, h, codec, level, block, chunk)` | [`Channel::new`] (anonymous), [`Channel::create`] (file), with [`Settings`] |
+//! | `zeros`, `full`, `zeros_like`, `full_like` | same names; [`Channel::create_full`] for a file |
+//! | `get_chunk(buffer, i)` / `set_chunk(buffer, i)` | [`Channel::get_chunk`]`(i, &mut buf)` / [`Channel::set_chunk`]`(i, &buf)` |
+//! | `get_decompressed()` | [`Channel::get_decompressed`], [`Channel::decompress_into`] |
+//! | `chunk_size()`, `chunk_size(i)`, `chunk_elems()`, `chunk_elems(i)` | [`AnyChannel::chunk_size`], [`AnyChannel::chunk_size_at`], [`AnyChannel::chunk_elems`], [`AnyChannel::chunk_elems_at`] |
+//! | `compression()`, `compression_level()`, `block_size()` | [`AnyChannel::codec`], [`AnyChannel::level`], [`AnyChannel::block_size`] |
+//! | `compressed_bytes()`, `uncompressed_size()` (elements), `num_chunks()` | same names |
+//! | `update_nthreads(n, block)` | [`AnyChannel::set_threads`] (never changes the block size; 0 is an error) |
+//! | iterating `chunk_span`s with `x(i)`, `y(i)` | [`Channel::update_chunks`], [`Channel::for_each_chunk`] |
+//! | `image<T>` (channels, names, metadata) | [`Image`] |
+//! | — | files: `create`/`open`/`open_read_only`, [`AnyChannel::refresh`], [`AnyChannel::sync`], [`AnyChannel::save_as`], [`AnyChannel::stats`], [`Channel::batch`] |
+//!
+//! # Deviations from the original, on purpose
+//!
+//! - Width or height 0, a level above 9, a thread count of 0, a chunk above c-blosc2's
+//!   2 GiB limit and an out-of-range index are errors (the original crashes, clamps or
+//!   reads out of bounds).
+//! - `set_chunk` checks the exact length of every chunk, the last included, *before*
+//!   changing anything.
+//! - The chunk size is capped to the channel size, as the original documentation promises.
+//! - A `set_chunk` whose elements are bitwise identical is stored as a lazy fill entry.
+//! - Element coordinates `x(i)`, `y(i)` are right for every element size.
+//! - Image channel handles never dangle: after removal they return [`Error::ChannelRemoved`].
+//! - Names: a names count other than 0 or the channel count is an error, not a printed
+//!   warning; naming a channel in an unnamed image names the others `""` instead of
+//!   dropping the name.
+//! - [`Image::compression_ratio`] is bytes over bytes.
+//!
+//! # Durability and processes
+//!
+//! Each write commits at once: other handles in the process see it immediately, other
+//! processes after [`refresh`](AnyChannel::refresh), and a killed process loses nothing
+//! committed. Commits survive power loss once [`sync`](AnyChannel::sync) returns (dropping
+//! a read-write handle of a named file syncs); a power loss before that opens at an earlier
+//! complete commit. [`Durability::Immediate`] syncs every commit. One process writes a file
+//! at a time (a second writer gets [`Error::Locked`]); any number read.
+//!
+//! # Safety model
+//!
+//! Reads form slices over a shared read-only mapping, but only over bytes of a validated
+//! commit, which no writer following the protocol ever changes, and the file never
+//! shrinks in place. Every offset, length and checksum is verified before a byte is used,
+//! so a damaged or hostile file gives an error, not undefined behaviour. The residual risk:
+//! a program outside this protocol that truncates or overwrites the file while it is
+//! mapped can make a read fault (SIGBUS). Checksums catch accidents, not forgery: the
+//! bundled c-blosc2 has known out-of-bounds reads on crafted chunks, so decode files from
+//! untrusted sources in a sandbox. `unsafe` lives in two files: the mapping and the
+//! c-blosc2 FFI.
+//!
+//! # It is not
+//!
+//! A multi-writer store, an async API, or a tiled format (chunks are whole scanlines).
+//! Network file systems are unsupported for concurrent use. Big-endian hosts are not
+//! supported yet.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+#[cfg(target_endian = "big")]
+compile_error!(
+    "compressed-image stores little-endian elements and does not support big-endian hosts yet"
+);
+
+mod any_channel;
 mod blosc;
+mod channel;
+mod chunks;
 mod codec;
 mod error;
 mod format;
 mod geometry;
+mod image;
+mod io;
 mod sample;
-pub use codec::{Codec, Settings};
+mod store;
+
+pub use any_channel::AnyChannel;
+pub use channel::Channel;
+pub use chunks::{Batch, ChunkMut, ChunkRef};
+pub use codec::{Codec, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL, Settings};
 pub use error::{Error, Result};
-pub use geometry::Geometry;
+pub use format::{FORMAT_MAJOR, FORMAT_MINOR};
+pub use geometry::{Geometry, MAX_CHUNK_BYTES};
+pub use half::f16;
+pub use image::Image;
+pub use io::Backend;
 pub use sample::{Dtype, Sample};
+pub use store::{Durability, Stats, WrapBackend};

@@ -97,6 +97,7 @@ pub(crate) const HEADER_LEN: usize = 32;
 /// `flags` bits 0 and 2 both set mark the 32-byte extended (Blosc2) header.
 const EXTENDED_HEADER_FLAGS: u8 = 0b101;
 /// `flags` bit 1: the payload is stored raw after the header.
+#[cfg(test)]
 pub(crate) const MEMCPYED_FLAG: u8 = 0b10;
 
 impl ChunkHeader {

@@ -10,9 +10,9 @@ mod record;
 mod slot;
 mod table;
 
-pub(crate) use catalog::{Catalog, ChannelDesc};
-pub(crate) use record::{RecordHeader, RecordKind};
-pub(crate) use slot::Slot;
+pub(crate) use catalog::{Catalog, ChannelDesc, RecordRef};
+pub(crate) use record::{RECORD_HEADER_LEN, RecordHeader, RecordKind};
+pub(crate) use slot::{SLOT_LEN, Slot};
 pub(crate) use table::TableEntry;
 
 /// Major format version written and read by this library (SPEC §2).

@@ -1,0 +1,538 @@
+//! [`AnyChannel`]: a channel handle whose element type is known at run time.
+//! [`Channel<T>`](crate::Channel) is a typed wrapper around it.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::codec::{Codec, Settings};
+use crate::error::{Error, Result};
+use crate::format::{Catalog, ChannelDesc, TableEntry};
+use crate::geometry::Geometry;
+use crate::sample::Dtype;
+use crate::store::{
+    Access, Durability, Snapshot, Stats, Store, Txn, WrapBackend, check_len, prepare_chunk,
+};
+
+/// A handle to one channel of an open file, standalone or part of an image.
+///
+/// Handles are cheap to clone and share the file: a write through one is seen by every
+/// other handle of the same file at once. A handle whose channel was removed from its
+/// image returns [`Error::ChannelRemoved`]. Methods take `&self`; writes are serialised
+/// inside, reads run in parallel from any number of threads.
+#[derive(Clone)]
+pub struct AnyChannel {
+    pub(crate) store: Arc<Store>,
+    pub(crate) id: u32,
+    threads: usize,
+}
+
+/// Default thread count: the machine's parallelism.
+pub(crate) fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// A fresh channel descriptor, checked.
+pub(crate) fn new_desc(
+    id: u32,
+    dtype: Dtype,
+    width: usize,
+    height: usize,
+    default_fill: u64,
+    settings: &Settings,
+) -> Result<ChannelDesc> {
+    settings.validate()?;
+    Ok(ChannelDesc {
+        id,
+        dtype,
+        codec: settings.codec,
+        level: settings.level,
+        block_size: settings.block_size as u32,
+        geometry: Geometry::new(width, height, dtype.size(), settings.chunk_size)?,
+        default_fill,
+        table: None,
+        name: String::new(),
+    })
+}
+
+impl AnyChannel {
+    pub(crate) fn from_store(store: Arc<Store>, id: u32) -> AnyChannel {
+        AnyChannel {
+            store,
+            id,
+            threads: default_threads(),
+        }
+    }
+
+    /// Create a channel file (at `path`, or an unlinked temporary file) whose chunks all
+    /// read as `fill_bits`, then run `init` on it before the file becomes visible.
+    pub(crate) fn create_with(
+        path: Option<&Path>,
+        dtype: Dtype,
+        width: usize,
+        height: usize,
+        fill_bits: u64,
+        settings: &Settings,
+        init: impl FnOnce(&AnyChannel) -> Result,
+    ) -> Result<AnyChannel> {
+        let desc = new_desc(0, dtype, width, height, fill_bits, settings)?;
+        let catalog = Catalog {
+            width,
+            height,
+            next_channel_id: 1,
+            names_present: false,
+            meta: None,
+            channels: vec![desc],
+        };
+        let (store, temp) = Store::create(path, &catalog)?;
+        let channel = AnyChannel::from_store(Arc::new(store), 0);
+        init(&channel)?;
+        channel.store.finish_create(temp)?;
+        Ok(channel)
+    }
+
+    /// Create a lazy channel file at `path` whose every chunk reads as the element with
+    /// raw bits `fill_bits` (little-endian, zero-extended); nothing is compressed.
+    ///
+    /// # Errors
+    /// Invalid geometry or settings; [`Error::Locked`] if another handle writes `path`;
+    /// I/O errors.
+    pub fn create_full(
+        path: impl AsRef<Path>,
+        dtype: Dtype,
+        width: usize,
+        height: usize,
+        fill_bits: u64,
+        settings: Settings,
+    ) -> Result<AnyChannel> {
+        AnyChannel::create_with(
+            Some(path.as_ref()),
+            dtype,
+            width,
+            height,
+            fill_bits,
+            &settings,
+            |_| Ok(()),
+        )
+    }
+
+    /// Open a channel file for reading and writing. The file must hold exactly one channel.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] when another handle, in this or another process, writes the file;
+    /// [`Error::NotACompressedImage`], [`Error::UnsupportedVersion`], [`Error::Corrupted`]
+    /// for files this library cannot read; I/O errors.
+    pub fn open(path: impl AsRef<Path>) -> Result<AnyChannel> {
+        AnyChannel::open_as(path.as_ref(), Access::ReadWrite)
+    }
+
+    /// Open a channel file read-only, at its newest commit. Any number of processes may do
+    /// this while one writes; [`refresh`](Self::refresh) moves to newer commits.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open), except that it is never locked out.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<AnyChannel> {
+        AnyChannel::open_as(path.as_ref(), Access::ReadOnly)
+    }
+
+    /// Open for writing with every file mutation going through `wrap(file backend)`: the
+    /// fault-injection seam for tests. Not needed in normal use.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    #[doc(hidden)]
+    pub fn open_with_backend(path: impl AsRef<Path>, wrap: &WrapBackend) -> Result<AnyChannel> {
+        AnyChannel::from_open_store(Store::open_with(path.as_ref(), Access::ReadWrite, wrap)?)
+    }
+
+    fn open_as(path: &Path, access: Access) -> Result<AnyChannel> {
+        AnyChannel::from_open_store(Store::open(path, access)?)
+    }
+
+    fn from_open_store(store: Store) -> Result<AnyChannel> {
+        let snap = store.snapshot();
+        match snap.catalog.channels.as_slice() {
+            [only] => Ok(AnyChannel::from_store(Arc::new(store), only.id)),
+            channels => Err(Error::invalid(
+                "file for a channel",
+                format!("an image with {} channels", channels.len()),
+                "exactly one channel (open it as an Image)",
+            )),
+        }
+    }
+
+    /// The current commit and this channel's position in it.
+    pub(crate) fn view(&self) -> Result<(Arc<Snapshot>, usize)> {
+        let snap = self.store.snapshot();
+        let pos = snap.position(self.id)?;
+        Ok((snap, pos))
+    }
+
+    fn desc(&self) -> Result<ChannelDesc> {
+        let (snap, pos) = self.view()?;
+        Ok(snap.catalog.channels[pos].clone())
+    }
+
+    /// Element type.
+    ///
+    /// # Errors
+    /// [`Error::ChannelRemoved`] (likewise for every accessor).
+    pub fn dtype(&self) -> Result<Dtype> {
+        Ok(self.desc()?.dtype)
+    }
+    /// Chunk layout.
+    ///
+    /// # Errors
+    /// [`Error::ChannelRemoved`].
+    pub fn geometry(&self) -> Result<Geometry> {
+        Ok(self.desc()?.geometry)
+    }
+    /// Width in elements.
+    ///
+    /// # Errors
+    /// [`Error::ChannelRemoved`].
+    pub fn width(&self) -> Result<usize> {
+        Ok(self.geometry()?.width())
+    }
+    /// Height in scanlines.
+    ///
+    /// # Errors
+    /// [`Error::ChannelRemoved`].
+    pub fn height(&self) -> Result<usize> {
+        Ok(self.geometry()?.height())
+    }
+    /// Compression codec.
+    ///
+    /// # Errors
+    /// [`Error::ChannelRemoved`].
+    pub fn codec(&self) -> Result<Codec> {
+        Ok(self.desc()?.codec)
+    }
+    /// Compression level (0–9).
+    ///
+    /// # Errors
+    /// [`Error::ChannelRemoved`].
+    pub fn level(&self) -> Result<u8> {
+        Ok(self.desc()?.level)
+    }
+
+    /// The block size c-blosc2 uses for a full chunk: the requested size capped to the chunk
+    /// and rounded down to whole elements, as c-blosc2 does; 0 means c-blosc2 chooses.
+    ///
+    /// # Errors
+    /// [`Error::ChannelRemoved`].
+    pub fn block_size(&self) -> Result<usize> {
+        let d = self.desc()?;
+        let size = d.dtype.size();
+        let block = (d.block_size as usize).min(d.geometry.chunk_bytes());
+        Ok(if block > size {
+            block / size * size
+        } else {
+            block
+        })
+    }
+
+    /// The settings this channel was created with (chunk size = the effective nominal one),
+    /// for creating a channel like it.
+    ///
+    /// # Errors
+    /// [`Error::ChannelRemoved`].
+    pub fn settings(&self) -> Result<Settings> {
+        let d = self.desc()?;
+        Ok(Settings {
+            codec: d.codec,
+            level: d.level,
+            block_size: d.block_size as usize,
+            chunk_size: d.geometry.chunk_bytes(),
+        })
+    }
+
+    /// Number of chunks.
+    ///
+    /// # Errors
+    /// [`Error::ChannelRemoved`].
+    pub fn num_chunks(&self) -> Result<usize> {
+        Ok(self.geometry()?.num_chunks())
+    }
+    /// Nominal chunk size in bytes (every chunk but possibly the last).
+    ///
+    /// # Errors
+    /// [`Error::ChannelRemoved`].
+    pub fn chunk_size(&self) -> Result<usize> {
+        Ok(self.geometry()?.chunk_bytes())
+    }
+    /// Size of chunk `index` in bytes.
+    ///
+    /// # Errors
+    /// [`Error::IndexOutOfRange`], [`Error::ChannelRemoved`].
+    pub fn chunk_size_at(&self, index: usize) -> Result<usize> {
+        let g = self.geometry()?;
+        g.check_index(index)?;
+        Ok(g.chunk_bytes_at(index))
+    }
+    /// Nominal chunk size in elements.
+    ///
+    /// # Errors
+    /// [`Error::ChannelRemoved`].
+    pub fn chunk_elems(&self) -> Result<usize> {
+        Ok(self.geometry()?.chunk_elems())
+    }
+    /// Elements in chunk `index`.
+    ///
+    /// # Errors
+    /// [`Error::IndexOutOfRange`], [`Error::ChannelRemoved`].
+    pub fn chunk_elems_at(&self, index: usize) -> Result<usize> {
+        let g = self.geometry()?;
+        g.check_index(index)?;
+        Ok(g.chunk_elems_at(index))
+    }
+    /// Elements in the channel (`width × height`).
+    ///
+    /// # Errors
+    /// [`Error::ChannelRemoved`].
+    pub fn uncompressed_size(&self) -> Result<usize> {
+        Ok(self.geometry()?.num_elems())
+    }
+
+    /// Stored bytes: the compressed length of every blob chunk plus one element per lazy
+    /// (fill) chunk, as the original library counts.
+    ///
+    /// # Errors
+    /// [`Error::ChannelRemoved`].
+    pub fn compressed_bytes(&self) -> Result<usize> {
+        let (snap, pos) = self.view()?;
+        let size = snap.catalog.channels[pos].dtype.size();
+        Ok(snap.tables[pos]
+            .iter()
+            .map(|e| {
+                if let TableEntry::Blob { len, .. } = e {
+                    *len as usize
+                } else {
+                    size
+                }
+            })
+            .sum())
+    }
+
+    /// Whether chunk `index` is lazy (a fill value, not a compressed blob).
+    ///
+    /// # Errors
+    /// [`Error::IndexOutOfRange`], [`Error::ChannelRemoved`].
+    pub fn is_lazy(&self, index: usize) -> Result<bool> {
+        let (snap, pos) = self.view()?;
+        snap.catalog.channels[pos].geometry.check_index(index)?;
+        Ok(!matches!(snap.tables[pos][index], TableEntry::Blob { .. }))
+    }
+
+    /// Threads used by whole-channel operations and inside single chunks.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Set the thread count (at least 1). Unlike the original library this never changes
+    /// the block size.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for 0.
+    pub fn set_threads(&mut self, threads: usize) -> Result {
+        if threads == 0 {
+            return Err(Error::invalid("thread count", 0, "at least 1"));
+        }
+        self.threads = threads;
+        Ok(())
+    }
+
+    /// Decompress chunk `index` into `out`, which must be exactly
+    /// [`chunk_size_at(index)`](Self::chunk_size_at) bytes.
+    ///
+    /// # Errors
+    /// [`Error::IndexOutOfRange`]; [`Error::InvalidArgument`] for a wrong buffer length;
+    /// [`Error::ChecksumMismatch`] or [`Error::Corrupted`] for damaged data.
+    pub fn get_chunk_bytes(&self, index: usize, out: &mut [u8]) -> Result {
+        let (snap, pos) = self.view()?;
+        snap.read_chunk(pos, index, out, self.threads)
+    }
+
+    /// Replace chunk `index` with `data` (exactly the chunk's bytes) and commit. A chunk
+    /// whose elements are all bit-identical is stored as a fill value, not compressed.
+    /// Nothing changes unless every check passes.
+    ///
+    /// # Errors
+    /// [`Error::IndexOutOfRange`]; [`Error::InvalidArgument`] for a wrong length;
+    /// [`Error::ReadOnly`]; [`Error::Poisoned`]; I/O errors (which poison the handle).
+    pub fn set_chunk_bytes(&self, index: usize, data: &[u8]) -> Result {
+        if !self.store.is_writable() {
+            return Err(Error::ReadOnly);
+        }
+        let desc = self.desc()?;
+        let prepared = prepare_chunk(&desc, index, data, self.threads)?;
+        let mut txn = self.store.begin()?;
+        txn.put(self.id, index, &prepared)?;
+        txn.commit()
+    }
+
+    /// Decompress the whole channel into `out` (exactly `width × height` elements), from one
+    /// commit, using [`threads`](Self::threads) threads across chunks.
+    ///
+    /// # Errors
+    /// As [`get_chunk_bytes`](Self::get_chunk_bytes).
+    pub fn decompress_into_bytes(&self, out: &mut [u8]) -> Result {
+        let (snap, pos) = self.view()?;
+        let g = snap.catalog.channels[pos].geometry;
+        check_len(out.len(), g.num_elems() * g.elem_size())?;
+        if self.threads > 1 && g.num_chunks() > 1 {
+            out.par_chunks_mut(g.chunk_bytes())
+                .enumerate()
+                .try_for_each(|(index, part)| snap.read_chunk(pos, index, part, 1))
+        } else {
+            out.chunks_mut(g.chunk_bytes())
+                .enumerate()
+                .try_for_each(|(index, part)| snap.read_chunk(pos, index, part, self.threads))
+        }
+    }
+
+    /// Read scanlines `first_row ..` into `out` (a whole number of rows, in bytes),
+    /// decoding only the c-blosc2 blocks that hold them, from one commit.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `out` is not whole rows or the rows run past the
+    /// channel; as [`get_chunk_bytes`](Self::get_chunk_bytes) for damaged data.
+    pub fn read_rows_bytes(&self, first_row: usize, out: &mut [u8]) -> Result {
+        let (snap, pos) = self.view()?;
+        let g = snap.catalog.channels[pos].geometry;
+        let row_bytes = g.width() * g.elem_size();
+        let rows = out.len() / row_bytes;
+        if !out.len().is_multiple_of(row_bytes)
+            || first_row
+                .checked_add(rows)
+                .is_none_or(|end| end > g.height())
+        {
+            return Err(Error::invalid(
+                "row range",
+                format!("{} bytes from row {first_row}", out.len()),
+                format!("whole rows of {row_bytes} bytes within {} rows", g.height()),
+            ));
+        }
+        let mut row = first_row;
+        for part in split_at_chunks(out, first_row, &g) {
+            let index = row / g.rows_per_chunk();
+            let start_row = row - g.chunk_start_row(index);
+            if start_row == 0 && part.len() == g.chunk_bytes_at(index) {
+                snap.read_chunk(pos, index, part, self.threads)?;
+            } else {
+                snap.read_chunk_part(pos, index, start_row * g.width(), part)?;
+            }
+            row += part.len() / row_bytes;
+        }
+        Ok(())
+    }
+
+    /// Compress every chunk of `data` (the whole channel) in parallel and commit them as one.
+    pub(crate) fn write_all_bytes(&self, data: &[u8]) -> Result {
+        let desc = self.desc()?;
+        let g = desc.geometry;
+        check_len(data.len(), g.num_elems() * g.elem_size())?;
+        let mut txn = self.store.begin()?;
+        write_chunks(&mut txn, &desc, data, self.threads)?;
+        txn.commit()
+    }
+
+    /// Make every commit durable (fsync). Read-only handles: no-op.
+    ///
+    /// # Errors
+    /// I/O errors, which poison the handle; [`Error::Poisoned`].
+    pub fn sync(&self) -> Result {
+        self.store.sync()
+    }
+
+    /// Choose when commits become durable (default [`Durability::OnSync`]).
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`].
+    pub fn set_durability(&self, durability: Durability) -> Result {
+        self.store.set_durability(durability)
+    }
+
+    /// Move a read-only handle to the newest commit of the file; returns whether it
+    /// changed. A read-write handle always has the newest commit.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn refresh(&self) -> Result<bool> {
+        self.store.refresh()
+    }
+
+    /// Space accounting of the file this channel lives in.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn stats(&self) -> Result<Stats> {
+        self.store.stats()
+    }
+
+    /// Write this channel, as of the current commit and without dead space, to a new
+    /// channel file at `path` (replacing any file there). The handle stays on its own file.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] if another handle writes `path`; I/O errors.
+    pub fn save_as(&self, path: impl AsRef<Path>) -> Result {
+        self.store.save_as(path.as_ref(), Some(self.id))
+    }
+
+    /// The file's path; `None` for an anonymous (temporary) channel.
+    pub fn path(&self) -> Option<&Path> {
+        self.store.path()
+    }
+
+    /// Whether this handle can write.
+    pub fn is_writable(&self) -> bool {
+        self.store.is_writable()
+    }
+}
+
+/// Split `out` (rows from `first_row`) where chunk boundaries fall.
+fn split_at_chunks<'b>(mut out: &'b mut [u8], first_row: usize, g: &Geometry) -> Vec<&'b mut [u8]> {
+    let row_bytes = g.width() * g.elem_size();
+    let mut parts = Vec::new();
+    let mut row = first_row;
+    while !out.is_empty() {
+        let rows_left_in_chunk = g.rows_per_chunk() - row % g.rows_per_chunk();
+        let take = (rows_left_in_chunk * row_bytes).min(out.len());
+        let (head, tail) = std::mem::take(&mut out).split_at_mut(take);
+        parts.push(head);
+        out = tail;
+        row += take / row_bytes;
+    }
+    parts
+}
+
+/// Compress the chunks of `data` on up to `threads` threads and stage them in `txn`, in
+/// order, holding at most `threads` compressed chunks in memory at once.
+pub(crate) fn write_chunks(
+    txn: &mut Txn<'_>,
+    desc: &ChannelDesc,
+    data: &[u8],
+    threads: usize,
+) -> Result {
+    let g = desc.geometry;
+    let n = g.num_chunks();
+    let part = |i: usize| &data[i * g.chunk_bytes()..i * g.chunk_bytes() + g.chunk_bytes_at(i)];
+    if threads <= 1 || n == 1 {
+        for i in 0..n {
+            txn.put(desc.id, i, &prepare_chunk(desc, i, part(i), threads)?)?;
+        }
+        return Ok(());
+    }
+    let indices: Vec<usize> = (0..n).collect();
+    for group in indices.chunks(threads) {
+        let prepared: Vec<_> = group
+            .par_iter()
+            .map(|&i| prepare_chunk(desc, i, part(i), 1))
+            .collect();
+        for (&i, p) in group.iter().zip(prepared) {
+            txn.put(desc.id, i, &p?)?;
+        }
+    }
+    Ok(())
+}

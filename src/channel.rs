@@ -1,0 +1,334 @@
+//! [`Channel<T>`]: the original library's `channel<T>`, persisted in a file.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::path::Path;
+
+use crate::any_channel::AnyChannel;
+use crate::chunks::{Batch, ChunkMut, ChunkRef};
+use crate::codec::Settings;
+use crate::error::{Error, Result};
+use crate::sample::{Sample, fill_bits};
+
+/// One image channel of element type `T`: a `width × height` array stored as independently
+/// compressed chunks of whole scanlines in a memory-mapped file.
+///
+/// Constructors without a path ([`new`](Self::new), [`zeros`](Self::zeros),
+/// [`full`](Self::full), …) put the channel in an unlinked temporary file, so memory stays
+/// bounded whatever its size; [`save_as`](AnyChannel::save_as) keeps a copy. Every
+/// introspection and file method of [`AnyChannel`] is available through `Deref`.
+#[derive(Clone)]
+pub struct Channel<T: Sample> {
+    any: AnyChannel,
+    _element: PhantomData<fn() -> T>,
+}
+
+impl<T: Sample> fmt::Debug for Channel<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let g = self.any.geometry();
+        f.debug_struct("Channel")
+            .field("dtype", &T::DTYPE)
+            .field("geometry", &g)
+            .field("path", &self.any.path())
+            .finish()
+    }
+}
+
+impl<T: Sample> Deref for Channel<T> {
+    type Target = AnyChannel;
+    fn deref(&self) -> &AnyChannel {
+        &self.any
+    }
+}
+
+impl<T: Sample> Channel<T> {
+    /// Type an untyped handle.
+    ///
+    /// # Errors
+    /// [`Error::DtypeMismatch`] when the channel holds another element type.
+    pub fn try_from_any(any: AnyChannel) -> Result<Channel<T>> {
+        let found = any.dtype()?;
+        if found != T::DTYPE {
+            return Err(Error::DtypeMismatch {
+                expected: T::DTYPE,
+                found,
+            });
+        }
+        Ok(Channel {
+            any,
+            _element: PhantomData,
+        })
+    }
+
+    /// The untyped handle.
+    pub fn into_any(self) -> AnyChannel {
+        self.any
+    }
+
+    fn lazy(
+        path: Option<&Path>,
+        width: usize,
+        height: usize,
+        fill: T,
+        settings: Settings,
+    ) -> Result<Channel<T>> {
+        let any = AnyChannel::create_with(
+            path,
+            T::DTYPE,
+            width,
+            height,
+            fill_bits(fill),
+            &settings,
+            |_| Ok(()),
+        )?;
+        Ok(Channel {
+            any,
+            _element: PhantomData,
+        })
+    }
+
+    fn eager(
+        path: Option<&Path>,
+        data: &[T],
+        width: usize,
+        height: usize,
+        settings: Settings,
+    ) -> Result<Channel<T>> {
+        let expected = width.checked_mul(height);
+        if expected != Some(data.len()) {
+            let expected = expected.map_or("width x height (which overflows)".to_string(), |n| {
+                n.to_string()
+            });
+            return Err(Error::invalid(
+                "data length",
+                data.len(),
+                format!("{expected} elements (width x height)"),
+            ));
+        }
+        let bytes = bytemuck::cast_slice(data);
+        let any = AnyChannel::create_with(path, T::DTYPE, width, height, 0, &settings, |c| {
+            c.write_all_bytes(bytes)
+        })?;
+        Ok(Channel {
+            any,
+            _element: PhantomData,
+        })
+    }
+
+    /// Compress `data` (`width × height` elements, row-major) into a new anonymous channel,
+    /// using every core.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a data length other than `width × height`, a zero
+    /// width or height, a chunk size below one scanline or above c-blosc2's 2 GiB limit, a
+    /// level above 9; I/O errors.
+    pub fn new(data: &[T], width: usize, height: usize, settings: Settings) -> Result<Channel<T>> {
+        Channel::eager(None, data, width, height, settings)
+    }
+
+    /// A lazy anonymous channel of zeros: no chunk is compressed until it is set.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new), except for the data length.
+    pub fn zeros(width: usize, height: usize, settings: Settings) -> Result<Channel<T>> {
+        Channel::lazy(None, width, height, T::zeroed(), settings)
+    }
+
+    /// A lazy anonymous channel whose every element is `value` (bit for bit: NaN payloads
+    /// and −0.0 are kept).
+    ///
+    /// # Errors
+    /// As [`zeros`](Self::zeros).
+    pub fn full(width: usize, height: usize, value: T, settings: Settings) -> Result<Channel<T>> {
+        Channel::lazy(None, width, height, value, settings)
+    }
+
+    /// A lazy channel of zeros with `other`'s size, codec, level, block size and chunk size.
+    ///
+    /// # Errors
+    /// [`Error::ChannelRemoved`]; I/O errors.
+    pub fn zeros_like(other: &Channel<T>) -> Result<Channel<T>> {
+        Channel::full_like(other, T::zeroed())
+    }
+
+    /// A lazy channel of `value` with `other`'s size and settings.
+    ///
+    /// # Errors
+    /// [`Error::ChannelRemoved`]; I/O errors.
+    pub fn full_like(other: &Channel<T>, value: T) -> Result<Channel<T>> {
+        Channel::lazy(
+            None,
+            other.width()?,
+            other.height()?,
+            value,
+            other.settings()?,
+        )
+    }
+
+    /// Compress `data` into a new channel file at `path` (replacing any file there once
+    /// complete; readers of the old file keep their copy).
+    ///
+    /// # Errors
+    /// As [`new`](Self::new); [`Error::Locked`] if another handle writes `path`.
+    pub fn create(
+        path: impl AsRef<Path>,
+        data: &[T],
+        width: usize,
+        height: usize,
+        settings: Settings,
+    ) -> Result<Self> {
+        Channel::eager(Some(path.as_ref()), data, width, height, settings)
+    }
+
+    /// A lazy channel file at `path` whose every element is `value`; nothing is compressed,
+    /// so this is instant for any size.
+    ///
+    /// # Errors
+    /// As [`full`](Self::full); [`Error::Locked`] if another handle writes `path`.
+    pub fn create_full(
+        path: impl AsRef<Path>,
+        width: usize,
+        height: usize,
+        value: T,
+        settings: Settings,
+    ) -> Result<Self> {
+        Channel::lazy(Some(path.as_ref()), width, height, value, settings)
+    }
+
+    /// Open a channel file for reading and writing (exclusive writer).
+    ///
+    /// # Errors
+    /// [`Error::DtypeMismatch`] when the file holds another element type; otherwise as
+    /// [`AnyChannel::open`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Channel<T>> {
+        Channel::try_from_any(AnyChannel::open(path)?)
+    }
+
+    /// Open a channel file read-only (any number of processes, beside one writer).
+    ///
+    /// # Errors
+    /// As [`open`](Self::open), except [`Error::Locked`].
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Channel<T>> {
+        Channel::try_from_any(AnyChannel::open_read_only(path)?)
+    }
+
+    /// Decompress chunk `index` into `out`, exactly [`chunk_elems_at(index)`](AnyChannel::chunk_elems_at)
+    /// elements, straight from the file mapping. The chunk's checksum is verified first.
+    ///
+    /// # Errors
+    /// [`Error::IndexOutOfRange`]; [`Error::InvalidArgument`] for a wrong buffer length;
+    /// [`Error::ChecksumMismatch`] or [`Error::Corrupted`] for damaged data.
+    pub fn get_chunk(&self, index: usize, out: &mut [T]) -> Result {
+        self.any
+            .get_chunk_bytes(index, bytemuck::cast_slice_mut(out))
+    }
+
+    /// Chunk `index` in a new vector.
+    ///
+    /// # Errors
+    /// As [`get_chunk`](Self::get_chunk).
+    pub fn get_chunk_vec(&self, index: usize) -> Result<Vec<T>> {
+        let mut out = vec![T::zeroed(); self.chunk_elems_at(index)?];
+        self.get_chunk(index, &mut out)?;
+        Ok(out)
+    }
+
+    /// Replace chunk `index` with `data` (exactly its element count, the last chunk
+    /// included) and commit. A bitwise-constant chunk is stored as a lazy fill entry.
+    ///
+    /// # Errors
+    /// As [`AnyChannel::set_chunk_bytes`]; the channel is unchanged after any error.
+    pub fn set_chunk(&self, index: usize, data: &[T]) -> Result {
+        self.any.set_chunk_bytes(index, bytemuck::cast_slice(data))
+    }
+
+    /// Read scanlines `first_row ..` into `out` (a whole number of rows), decoding only
+    /// the c-blosc2 blocks that hold them.
+    ///
+    /// # Errors
+    /// As [`AnyChannel::read_rows_bytes`].
+    pub fn read_rows(&self, first_row: usize, out: &mut [T]) -> Result {
+        self.any
+            .read_rows_bytes(first_row, bytemuck::cast_slice_mut(out))
+    }
+
+    /// The whole channel, decompressed, row-major (`width × height` elements).
+    ///
+    /// # Errors
+    /// As [`get_chunk`](Self::get_chunk).
+    pub fn get_decompressed(&self) -> Result<Vec<T>> {
+        let mut out = vec![T::zeroed(); self.uncompressed_size()?];
+        self.decompress_into(&mut out)?;
+        Ok(out)
+    }
+
+    /// Decompress the whole channel into `out` (`width × height` elements).
+    ///
+    /// # Errors
+    /// As [`get_chunk`](Self::get_chunk).
+    pub fn decompress_into(&self, out: &mut [T]) -> Result {
+        self.any
+            .decompress_into_bytes(bytemuck::cast_slice_mut(out))
+    }
+
+    /// Start a batch: many chunk writes committed together with one table write.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`], [`Error::Poisoned`], [`Error::BatchInProgress`].
+    pub fn batch(&self) -> Result<Batch<'_, T>> {
+        Batch::new(&self.any)
+    }
+
+    /// Visit every chunk with its element coordinates, read-only, from one commit.
+    ///
+    /// # Errors
+    /// The first error of a read or of `visit`.
+    pub fn for_each_chunk(&self, mut visit: impl FnMut(&ChunkRef<'_, T>) -> Result) -> Result {
+        let (snap, pos) = self.any.view()?;
+        let g = snap.catalog.channels[pos].geometry;
+        let mut buf = vec![T::zeroed(); g.chunk_elems()];
+        for index in 0..g.num_chunks() {
+            let data = &mut buf[..g.chunk_elems_at(index)];
+            snap.read_chunk(pos, index, bytemuck::cast_slice_mut(data), self.threads())?;
+            visit(&ChunkRef::new(
+                index,
+                g.chunk_start_row(index),
+                g.width(),
+                data,
+            ))?;
+        }
+        Ok(())
+    }
+
+    /// Visit every chunk mutably with its element coordinates; chunks the closure modified
+    /// (through [`ChunkMut::data_mut`]) are written back, all in one commit. If `visit`
+    /// returns an error, nothing is committed. Lazy chunks that are not modified stay lazy.
+    ///
+    /// # Errors
+    /// The first error of a read, of `visit` or of the commit.
+    pub fn update_chunks(&self, mut visit: impl FnMut(&mut ChunkMut<'_, T>) -> Result) -> Result {
+        let mut batch = self.batch()?;
+        let (snap, pos) = self.any.view()?;
+        let g = snap.catalog.channels[pos].geometry;
+        let mut buf = vec![T::zeroed(); g.chunk_elems()];
+        for index in 0..g.num_chunks() {
+            let data = &mut buf[..g.chunk_elems_at(index)];
+            snap.read_chunk(pos, index, bytemuck::cast_slice_mut(data), self.threads())?;
+            let mut chunk = ChunkMut::new(index, g.chunk_start_row(index), g.width(), data);
+            visit(&mut chunk)?;
+            if chunk.is_modified() {
+                batch.set_chunk(index, data)?;
+            }
+        }
+        batch.commit()
+    }
+
+    /// Set the thread count (at least 1).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for 0.
+    pub fn set_threads(&mut self, threads: usize) -> Result {
+        self.any.set_threads(threads)
+    }
+}

@@ -1,0 +1,61 @@
+//! Files: the mutation seam ([`Backend`]), the read-only mapping and the writer lock.
+//!
+//! Nothing here knows about chunks or records.
+
+mod lock;
+mod mmap;
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+pub(crate) use lock::WriterLock;
+pub(crate) use mmap::Mapping;
+
+/// Every mutation of a container file goes through this trait, so tests can inject I/O
+/// faults and simulate power loss on the production code path.
+#[allow(clippy::len_without_is_empty)] // a file length, not a collection
+pub trait Backend: Send + Sync {
+    /// Current length of the file.
+    fn len(&self) -> io::Result<u64>;
+    /// Fill `buf` from `offset`; fails on a short read.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Write all of `buf` at `offset`.
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Grow (or, only for a file no one maps, shrink) the file.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Make every completed write durable (fdatasync).
+    fn sync(&self) -> io::Result<()>;
+}
+
+/// The production backend: positioned reads and writes on a shared [`File`].
+pub(crate) struct FileBackend(pub Arc<File>);
+
+impl Backend for FileBackend {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.0.read_exact_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn sync(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+}
+
+/// Read `len` bytes at `offset` into a new buffer, mapping a short read to `None`.
+pub(crate) fn read_owned(file: &File, offset: u64, len: usize) -> io::Result<Option<Vec<u8>>> {
+    let mut buf = vec![0u8; len];
+    match file.read_exact_at(&mut buf, offset) {
+        Ok(()) => Ok(Some(buf)),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,456 @@
+//! An open container file: the current snapshot for readers and, for read-write handles,
+//! the writer. Shared (through `Arc`) by every channel and image handle of the file.
+
+mod snapshot;
+mod txn;
+mod writer;
+
+use std::fs::{File, OpenOptions};
+use std::hash::{BuildHasher, RandomState};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+pub(crate) use snapshot::{Snapshot, check_len};
+pub(crate) use txn::{Prepared, Txn, prepare_chunk};
+pub use writer::Durability;
+use writer::Writer;
+
+use crate::error::{Error, Result};
+use crate::format::{
+    Catalog, REGION_START, RecordHeader, RecordKind, SLOT_PAGE, Slot, TableEntry, align_up, crc32,
+};
+use crate::io::{FileBackend, Mapping, WriterLock, read_owned};
+
+/// Space accounting and shape of one commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Generation of the commit described.
+    pub generation: u64,
+    /// Length of the file in bytes (may include preallocated space).
+    pub file_len: u64,
+    /// End of the committed records.
+    pub committed_end: u64,
+    /// Bytes of records the commit references (catalog, metadata, tables, blobs).
+    pub live_bytes: u64,
+    /// Bytes of superseded records below `committed_end`, reclaimable by `save_as`.
+    pub dead_bytes: u64,
+    /// Chunks stored as compressed blobs.
+    pub blob_chunks: usize,
+    /// Chunks stored as fill entries (lazy chunks, including never-written ones).
+    pub fill_chunks: usize,
+    /// Uncompressed bytes the fill entries stand for.
+    pub fill_bytes: u64,
+}
+
+/// Wraps the production backend, e.g. to inject faults in tests.
+pub type WrapBackend = dyn Fn(Box<dyn crate::io::Backend>) -> Box<dyn crate::io::Backend>;
+
+/// How a store was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
+pub(crate) struct Store {
+    /// Id (see `thread_id`) of the thread holding the writer in a transaction, or 0.
+    txn_thread: AtomicU64,
+    file: Arc<File>,
+    path: Option<PathBuf>,
+    current: RwLock<Arc<Snapshot>>,
+    writer: Option<Mutex<Writer>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave the writer half-updated on disk (commits
+    // are atomic), so a poisoned mutex is still usable.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Store {
+    /// Create a new file holding `catalog` as its first commit. With a path, the file is
+    /// built under a temporary name in the same directory, synced and renamed into place
+    /// by [`Store::finish_create`], so readers never see a half-made file; without a path
+    /// it is an unlinked temporary file.
+    pub(crate) fn create(
+        path: Option<&Path>,
+        catalog: &Catalog,
+    ) -> Result<(Store, Option<tempfile::TempPath>)> {
+        let (file, lock, temp) = match path {
+            Some(path) => {
+                let lock = WriterLock::acquire(path)?;
+                let dir = path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                let (file, temp) = tempfile::Builder::new()
+                    .prefix(".cimg-new-")
+                    .tempfile_in(dir)?
+                    .into_parts();
+                (file, Some(lock), Some(temp))
+            }
+            None => (tempfile::tempfile()?, None, None),
+        };
+        let file = Arc::new(file);
+        let backend = FileBackend(file.clone());
+        let catalog_bytes = catalog.encode();
+        let header = RecordHeader {
+            kind: RecordKind::Catalog,
+            generation: 1,
+            channel_id: 0,
+            aux: catalog.channels.len() as u32,
+            payload_len: catalog_bytes.len() as u32,
+            payload_crc: crc32(&catalog_bytes),
+        };
+        use crate::io::Backend;
+        backend.set_len(REGION_START)?;
+        backend.write_all_at(&header.encode(), REGION_START)?;
+        backend.write_all_at(&catalog_bytes, REGION_START + header.encode().len() as u64)?;
+        let committed_end = REGION_START + (header.encode().len() + catalog_bytes.len()) as u64;
+        let slot = Slot {
+            generation: 1,
+            file_id: RandomState::new().hash_one(std::time::SystemTime::now()),
+            committed_end,
+            durable_end: committed_end,
+            catalog_offset: REGION_START,
+            catalog_len: header.payload_len,
+            catalog_crc: header.payload_crc,
+        };
+        backend.write_all_at(&slot.encode(), 0)?;
+        let map = Arc::new(Mapping::new(&file, committed_end)?);
+        let snapshot = Snapshot::load(slot, 0, map, false)?;
+        let writer = Writer::new(Box::new(backend), lock, slot, 0, path.is_some())?;
+        let store = Store {
+            txn_thread: AtomicU64::new(0),
+            file,
+            path: path.map(Path::to_path_buf),
+            current: RwLock::new(Arc::new(snapshot)),
+            writer: Some(Mutex::new(writer)),
+        };
+        Ok((store, temp))
+    }
+
+    /// Make a file made by [`Store::create`] durable and give it its final name.
+    pub(crate) fn finish_create(&self, temp: Option<tempfile::TempPath>) -> Result {
+        if let (Some(temp), Some(path)) = (temp, &self.path) {
+            self.sync()?;
+            temp.persist(path).map_err(|e| Error::Io(e.error))?;
+            sync_parent_dir(path)?;
+        }
+        Ok(())
+    }
+
+    /// Open an existing file at its newest valid commit.
+    pub(crate) fn open(path: &Path, access: Access) -> Result<Store> {
+        Store::open_with(path, access, &|b| b)
+    }
+
+    /// [`Store::open`], with every mutation routed through `wrap(production backend)`.
+    pub(crate) fn open_with(path: &Path, access: Access, wrap: &WrapBackend) -> Result<Store> {
+        let lock = match access {
+            Access::ReadWrite => Some(WriterLock::acquire(path)?),
+            Access::ReadOnly => None,
+        };
+        let file = Arc::new(
+            OpenOptions::new()
+                .read(true)
+                .write(access == Access::ReadWrite)
+                .open(path)?,
+        );
+        let snapshot = open_newest(&file)?;
+        let writer = match access {
+            Access::ReadOnly => None,
+            Access::ReadWrite => {
+                let backend = wrap(Box::new(FileBackend(file.clone())));
+                let mut writer = Writer::new(backend, lock, snapshot.slot, snapshot.page, true)?;
+                // Data of the chosen commit may still be only in the page cache (the last
+                // writer crashed): make it durable before building on it.
+                writer.sync()?;
+                Some(Mutex::new(writer))
+            }
+        };
+        let store = Store {
+            txn_thread: AtomicU64::new(0),
+            file,
+            path: Some(path.to_path_buf()),
+            current: RwLock::new(Arc::new(snapshot)),
+            writer,
+        };
+        store.publish_writer_slot();
+        Ok(store)
+    }
+
+    /// The file's path, if it has one.
+    pub(crate) fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Whether this handle may write.
+    pub(crate) fn is_writable(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    /// The current snapshot: one commit, immutable, cheap to clone.
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn publish(&self, snapshot: Snapshot) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(snapshot);
+    }
+
+    /// Start a transaction (waits for another thread's transaction on this file to end;
+    /// a second one on the same thread is an error, since waiting would deadlock).
+    pub(crate) fn begin(&self) -> Result<Txn<'_>> {
+        let guard = self.lock_writer()?;
+        self.txn_thread.store(thread_id(), Ordering::Release);
+        Txn::new(self, guard)
+    }
+
+    /// The writer, once no other thread uses it; `BatchInProgress` if this thread does.
+    fn lock_writer(&self) -> Result<MutexGuard<'_, Writer>> {
+        let writer = self.writer.as_ref().ok_or(Error::ReadOnly)?;
+        if self.txn_thread.load(Ordering::Acquire) == thread_id() {
+            return Err(Error::BatchInProgress);
+        }
+        Ok(lock(writer))
+    }
+
+    /// Called by a transaction as it ends, before it releases the writer.
+    fn end_txn(&self) {
+        self.txn_thread.store(0, Ordering::Release);
+    }
+
+    /// A mapping that covers `committed_end`: `current` if it does, else a new one of the
+    /// whole file (`file_len` bytes).
+    fn map_covering(
+        &self,
+        current: &Arc<Mapping>,
+        committed_end: u64,
+        file_len: u64,
+    ) -> Result<Arc<Mapping>> {
+        if current.len() >= committed_end {
+            return Ok(current.clone());
+        }
+        Ok(Arc::new(Mapping::new(&self.file, file_len)?))
+    }
+
+    /// Make every commit durable.
+    pub(crate) fn sync(&self) -> Result {
+        if self.writer.is_none() {
+            return Ok(());
+        }
+        self.lock_writer()?.sync()?;
+        self.publish_writer_slot();
+        Ok(())
+    }
+
+    /// After a sync wrote a marker slot, readers in this process see its generation.
+    fn publish_writer_slot(&self) {
+        let Some(writer) = &self.writer else { return };
+        let (slot, page) = {
+            let w = lock(writer);
+            (w.last, w.last_page)
+        };
+        let current = self.snapshot();
+        if current.slot != slot {
+            self.publish(Snapshot {
+                slot,
+                page,
+                ..current.shallow_clone()
+            });
+        }
+    }
+
+    /// Set when commits become durable.
+    pub(crate) fn set_durability(&self, durability: Durability) -> Result {
+        self.lock_writer()?.durability = durability;
+        Ok(())
+    }
+
+    /// Move a read-only handle to the newest commit. Returns whether it changed.
+    pub(crate) fn refresh(&self) -> Result<bool> {
+        if self.writer.is_some() {
+            return Ok(false); // the only writer always has the newest commit
+        }
+        let current = self.snapshot();
+        let file_len = self.file.metadata()?.len();
+        let mut candidates: Vec<(Slot, usize)> = read_slots(&self.file, file_len)?
+            .into_iter()
+            .enumerate()
+            .filter_map(|(page, s)| s.ok().map(|s| (s, page)))
+            .filter(|(s, _)| s.generation > current.slot.generation)
+            .collect();
+        candidates.sort_by_key(|(s, _)| std::cmp::Reverse(s.generation));
+        for (slot, page) in candidates {
+            let map = self.map_covering(&current.map, slot.committed_end, file_len)?;
+            if let Ok(snapshot) = Snapshot::load(slot, page, map, false) {
+                self.publish(snapshot);
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Space accounting of the current commit.
+    pub(crate) fn stats(&self) -> Result<Stats> {
+        let s = self.snapshot();
+        let live = s.live_bytes();
+        let (mut blob_chunks, mut fill_chunks, mut fill_bytes) = (0, 0, 0u64);
+        for (desc, table) in s.catalog.channels.iter().zip(&s.tables) {
+            for (i, e) in table.iter().enumerate() {
+                if let TableEntry::Blob { .. } = e {
+                    blob_chunks += 1;
+                } else {
+                    fill_chunks += 1;
+                    fill_bytes += desc.geometry.chunk_bytes_at(i) as u64;
+                }
+            }
+        }
+        Ok(Stats {
+            generation: s.slot.generation,
+            file_len: self.file.metadata()?.len(),
+            committed_end: s.slot.committed_end,
+            live_bytes: live,
+            dead_bytes: align_up(s.slot.committed_end) - REGION_START - live,
+            blob_chunks,
+            fill_chunks,
+            fill_bytes,
+        })
+    }
+
+    /// Write the current commit, without dead space, to a new file at `path`: the whole
+    /// image, or with `only`, that one channel as a channel file (no names, no metadata).
+    pub(crate) fn save_as(&self, path: &Path, only: Option<u32>) -> Result {
+        let snap = self.snapshot();
+        let keep: Vec<usize> = (0..snap.catalog.channels.len())
+            .filter(|&pos| only.is_none_or(|id| snap.catalog.channels[pos].id == id))
+            .collect();
+        if only.is_some() && keep.is_empty() {
+            return Err(Error::ChannelRemoved);
+        }
+        let mut catalog = snap.catalog.clone();
+        catalog.channels = keep
+            .iter()
+            .map(|&pos| snap.catalog.channels[pos].clone())
+            .collect();
+        catalog.meta = None;
+        for c in &mut catalog.channels {
+            c.table = None;
+            if only.is_some() {
+                c.name.clear();
+            }
+        }
+        catalog.names_present &= only.is_none();
+        let (target, temp) = Store::create(Some(path), &catalog)?;
+        {
+            let mut txn = target.begin()?;
+            for &pos in &keep {
+                let desc = &snap.catalog.channels[pos];
+                for (index, entry) in snap.tables[pos].iter().enumerate() {
+                    match entry {
+                        TableEntry::Default => {}
+                        TableEntry::Fill { bits, .. } => {
+                            txn.put(desc.id, index, &Prepared::Fill(*bits))?
+                        }
+                        TableEntry::Blob { .. } => {
+                            let entry = txn.append_blob(desc.id, index, snap.blob(pos, index)?)?;
+                            txn.set_entry(desc.id, index, entry)?;
+                        }
+                    }
+                }
+            }
+            if only.is_none() {
+                txn.set_metadata((*snap.metadata).clone());
+            }
+            txn.commit()?;
+        }
+        target.finish_create(temp)
+    }
+}
+
+impl Snapshot {
+    /// A copy sharing the tables, metadata and mapping.
+    fn shallow_clone(&self) -> Snapshot {
+        Snapshot {
+            slot: self.slot,
+            page: self.page,
+            catalog: self.catalog.clone(),
+            tables: self.tables.clone(),
+            metadata: self.metadata.clone(),
+            map: self.map.clone(),
+        }
+    }
+}
+
+/// A process-unique, nonzero id of the calling thread.
+fn thread_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local!(static ID: u64 = NEXT.fetch_add(1, Ordering::Relaxed));
+    ID.with(|id| *id)
+}
+
+/// Decode both slot pages (read with `pread`, never through a mapping).
+fn read_slots(file: &File, file_len: u64) -> Result<[Result<Slot>; 2]> {
+    let read = |page: u64| -> Result<Result<Slot>> {
+        Ok(
+            match read_owned(file, page * SLOT_PAGE, crate::format::SLOT_LEN)? {
+                Some(bytes) => Slot::decode(&bytes, file_len),
+                None => Err(Error::corrupted("file shorter than its slot pages")),
+            },
+        )
+    };
+    Ok([read(0)?, read(1)?])
+}
+
+/// The newest commit whose slot, catalog, tables and unsynced blobs all verify (SPEC §9).
+fn open_newest(file: &File) -> Result<Snapshot> {
+    let file_len = file.metadata()?.len();
+    let has_magic = |page: u64| -> Result<bool> {
+        Ok(read_owned(file, page * SLOT_PAGE, 8)?.is_some_and(|m| m == crate::format::MAGIC))
+    };
+    if !has_magic(0)? && !has_magic(1)? {
+        return Err(Error::NotACompressedImage);
+    }
+    let slots = read_slots(file, file_len)?;
+    let map = Arc::new(Mapping::new(file, file_len)?);
+    let mut candidates: Vec<(Slot, usize)> = slots
+        .iter()
+        .enumerate()
+        .filter_map(|(page, s)| s.as_ref().ok().map(|s| (*s, page)))
+        .collect();
+    candidates.sort_by_key(|(s, _)| std::cmp::Reverse(s.generation));
+    let mut reasons = Vec::new();
+    for (slot, page) in candidates {
+        match Snapshot::load(slot, page, map.clone(), true) {
+            Ok(snapshot) => return Ok(snapshot),
+            Err(e) => reasons.push(format!("slot {page} (generation {}): {e}", slot.generation)),
+        }
+    }
+    for s in slots.into_iter() {
+        match s {
+            Err(e @ Error::UnsupportedVersion { .. }) => return Err(e),
+            Err(e) => reasons.push(e.to_string()),
+            Ok(_) => {}
+        }
+    }
+    Err(Error::corrupted(format!(
+        "no valid commit: {}",
+        reasons.join("; ")
+    )))
+}
+
+/// fsync the directory holding `path`, so a rename into it is durable.
+fn sync_parent_dir(path: &Path) -> Result {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}

@@ -1,0 +1,188 @@
+//! The write side of an open file: appending records, publishing slots, syncing, and
+//! poisoning after an I/O error (SPEC §10).
+
+use std::io;
+
+use crate::error::{Error, Result};
+use crate::format::{RECORD_HEADER_LEN, RecordHeader, SLOT_PAGE, Slot, align_up};
+use crate::io::{Backend, WriterLock};
+
+/// The file grows in steps of at least this many bytes, and by at least 1/8 of its size,
+/// so that mappings are renewed rarely.
+const GROW_STEP: u64 = 64 * 1024;
+
+/// When commits become durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// Commits are atomic and visible at once, and survive a process crash; they survive
+    /// power loss once [`sync`](crate::Channel::sync) returns (or the handle is dropped).
+    /// A power loss before that opens at an earlier, complete commit.
+    #[default]
+    OnSync,
+    /// Every commit is followed by a sync (one fsync per commit).
+    Immediate,
+}
+
+/// Exclusive write access to one file. Invariants: `append_end` is 64-aligned and
+/// `>= last.committed_end`; `durable_page` holds a commit all of whose bytes are durable
+/// (or the file was just opened and will be synced before the first commit).
+pub(crate) struct Writer {
+    backend: Box<dyn Backend>,
+    _lock: Option<WriterLock>,
+    poisoned: bool,
+    /// Whether anything was written since the last successful sync.
+    unsynced: bool,
+    /// The newest commit and the page it is in.
+    pub last: Slot,
+    pub last_page: usize,
+    durable_page: usize,
+    /// `committed_end` of the commit in `durable_page`.
+    durable_end: u64,
+    /// Where the next record goes.
+    pub append_end: u64,
+    pub file_len: u64,
+    pub durability: Durability,
+    sync_on_drop: bool,
+}
+
+impl Writer {
+    /// Take over a file whose newest valid commit is `last`, in slot page `page`.
+    pub(crate) fn new(
+        backend: Box<dyn Backend>,
+        lock: Option<WriterLock>,
+        last: Slot,
+        page: usize,
+        sync_on_drop: bool,
+    ) -> Result<Writer> {
+        let file_len = backend.len()?;
+        Ok(Writer {
+            backend,
+            _lock: lock,
+            poisoned: false,
+            // Until this handle's first fsync, nothing it found in the file is known durable:
+            // the previous writer may have died before its data left the page cache.
+            unsynced: true,
+            last,
+            last_page: page,
+            durable_page: page,
+            durable_end: last.durable_end,
+            append_end: align_up(last.committed_end),
+            file_len,
+            durability: Durability::default(),
+            sync_on_drop,
+        })
+    }
+
+    /// Run an I/O call; any failure poisons the writer (after a failed write or fsync the
+    /// kernel may have dropped dirty pages, so no later success can be trusted).
+    fn io<T>(&mut self, result: io::Result<T>) -> Result<T> {
+        result.map_err(|e| {
+            self.poisoned = true;
+            Error::Io(e)
+        })
+    }
+
+    /// `Err(Poisoned)` after an earlier I/O error.
+    pub(crate) fn check_usable(&self) -> Result {
+        if self.poisoned {
+            Err(Error::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Append one record at the next aligned offset; returns its offset.
+    pub(crate) fn append(&mut self, header: &RecordHeader, payload: &[u8]) -> Result<u64> {
+        self.check_usable()?;
+        let offset = self.append_end;
+        let end = offset + (RECORD_HEADER_LEN + payload.len()) as u64;
+        self.reserve(end)?;
+        self.unsynced = true;
+        let r = self.backend.write_all_at(&header.encode(), offset);
+        self.io(r)?;
+        let r = self
+            .backend
+            .write_all_at(payload, offset + RECORD_HEADER_LEN as u64);
+        self.io(r)?;
+        self.append_end = align_up(end);
+        Ok(offset)
+    }
+
+    /// Grow the file so that `end` bytes exist, in steps (zero-filled, never read).
+    fn reserve(&mut self, end: u64) -> Result {
+        if end <= self.file_len {
+            return Ok(());
+        }
+        let grown = (self.file_len + self.file_len / 8).max(end);
+        let new_len = grown.div_ceil(GROW_STEP) * GROW_STEP;
+        let r = self.backend.set_len(new_len);
+        self.io(r)?;
+        self.file_len = new_len;
+        Ok(())
+    }
+
+    /// Write the slot of a new commit into the page that does not hold the durable commit.
+    pub(crate) fn publish(&mut self, mut slot: Slot) -> Result {
+        self.check_usable()?;
+        slot.durable_end = slot.durable_end.max(self.durable_end);
+        let page = 1 - self.durable_page;
+        self.unsynced = true;
+        let r = self
+            .backend
+            .write_all_at(&slot.encode(), page as u64 * SLOT_PAGE);
+        self.io(r)?;
+        self.last = slot;
+        self.last_page = page;
+        self.append_end = align_up(slot.committed_end);
+        Ok(())
+    }
+
+    /// The durable end a new commit records.
+    pub(crate) fn durable_end(&self) -> u64 {
+        self.durable_end
+    }
+
+    /// Make every commit durable: fsync, then the newest commit's page becomes the durable
+    /// one, and a marker slot (same catalog, nothing left to verify) goes to the other page
+    /// so that the next open has no unsynced data to check.
+    pub(crate) fn sync(&mut self) -> Result {
+        self.check_usable()?;
+        if !self.unsynced {
+            return Ok(());
+        }
+        let r = self.backend.sync();
+        self.io(r)?;
+        self.unsynced = false;
+        self.durable_page = self.last_page;
+        self.durable_end = self.last.committed_end;
+        if self.last.durable_end < self.last.committed_end {
+            let marker = Slot {
+                generation: self.last.generation + 1,
+                durable_end: self.durable_end,
+                ..self.last
+            };
+            self.publish(marker)?;
+            // The marker needs no fsync: losing it only means the next open verifies the
+            // last commit's new blobs again.
+            self.unsynced = false;
+        }
+        Ok(())
+    }
+
+    /// Forget records appended after the newest commit (a discarded batch); the space is
+    /// reused by the next record.
+    pub(crate) fn discard_uncommitted(&mut self) {
+        self.append_end = align_up(self.last.committed_end);
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if self.sync_on_drop && !self.poisoned {
+            // Best effort: an error here cannot be reported; the file still opens at the
+            // last durable commit or a newer complete one.
+            let _ = self.sync();
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! Quick end-to-end checks of the file-backed channel and image.
+
+use compressed_image::*;
+
+#[test]
+fn smoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.cimg");
+    let data: Vec<f32> = (0..100 * 30).map(|i| i as f32).collect();
+    let c = Channel::create(&path, &data, 100, 30, Settings::default().chunk_size(3200)).unwrap();
+    assert_eq!(c.num_chunks().unwrap(), 4);
+    assert_eq!(c.get_decompressed().unwrap(), data);
+    c.set_chunk(1, &[7.0; 800]).unwrap();
+    assert!(c.is_lazy(1).unwrap());
+    let r = Channel::<f32>::open_read_only(&path).unwrap();
+    assert_eq!(r.get_chunk_vec(1).unwrap(), vec![7.0; 800]);
+    c.set_chunk(2, &data[..800]).unwrap();
+    assert!(r.refresh().unwrap());
+    assert_eq!(r.get_chunk_vec(2).unwrap(), data[..800].to_vec());
+    println!("{:?}", c.stats().unwrap());
+    drop(c);
+    let c = Channel::<f32>::open(&path).unwrap();
+    assert_eq!(c.get_chunk_vec(2).unwrap(), data[..800].to_vec());
+    assert!(matches!(
+        Channel::<f32>::open(&path),
+        Err(Error::Locked { .. })
+    ));
+    let img = Image::<u16>::new(64, 64).unwrap();
+    let ch = img
+        .add_lazy_channel(3, Some("R"), Settings::default())
+        .unwrap();
+    img.set_metadata(serde_json::json!({"a": 1})).unwrap();
+    assert_eq!(img.channel_index("R").unwrap(), 0);
+    img.remove_channel(0).unwrap();
+    assert!(matches!(ch.num_chunks(), Err(Error::ChannelRemoved)));
+    let p2 = dir.path().join("img.cimg");
+    img.save_as(&p2).unwrap();
+    let img2 = Image::<u16>::open(&p2).unwrap();
+    assert_eq!(img2.metadata(), serde_json::json!({"a": 1}));
+}
+
+#[test]
+fn read_rows_matches_full_decode() {
+    let data: Vec<u16> = (0..37 * 101).map(|i| (i * 7) as u16).collect();
+    let c = Channel::new(
+        &data,
+        37,
+        101,
+        Settings::default().chunk_size(37 * 2 * 10).block_size(64),
+    )
+    .unwrap();
+    for (first, n) in [(0, 1), (3, 20), (9, 2), (95, 6), (0, 101), (50, 0)] {
+        let mut out = vec![0u16; n * 37];
+        c.read_rows(first, &mut out).unwrap();
+        assert_eq!(out, data[first * 37..(first + n) * 37], "{first} {n}");
+    }
+    assert!(c.read_rows(100, &mut [0u16; 74]).is_err());
+}
