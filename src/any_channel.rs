@@ -169,9 +169,10 @@ impl AnyChannel {
         Ok((snap, pos))
     }
 
-    fn desc(&self) -> Result<ChannelDesc> {
+    /// Apply `f` to this channel's descriptor in the current commit.
+    fn with_desc<R>(&self, f: impl FnOnce(&ChannelDesc) -> R) -> Result<R> {
         let (snap, pos) = self.view()?;
-        Ok(snap.catalog.channels[pos].clone())
+        Ok(f(&snap.catalog.channels[pos]))
     }
 
     /// Element type.
@@ -179,14 +180,14 @@ impl AnyChannel {
     /// # Errors
     /// [`Error::ChannelRemoved`] (likewise for every accessor).
     pub fn dtype(&self) -> Result<Dtype> {
-        Ok(self.desc()?.dtype)
+        self.with_desc(|d| d.dtype)
     }
     /// Chunk layout.
     ///
     /// # Errors
     /// [`Error::ChannelRemoved`].
     pub fn geometry(&self) -> Result<Geometry> {
-        Ok(self.desc()?.geometry)
+        self.with_desc(|d| d.geometry)
     }
     /// Width in elements.
     ///
@@ -207,14 +208,14 @@ impl AnyChannel {
     /// # Errors
     /// [`Error::ChannelRemoved`].
     pub fn codec(&self) -> Result<Codec> {
-        Ok(self.desc()?.codec)
+        self.with_desc(|d| d.codec)
     }
     /// Compression level (0–9).
     ///
     /// # Errors
     /// [`Error::ChannelRemoved`].
     pub fn level(&self) -> Result<u8> {
-        Ok(self.desc()?.level)
+        self.with_desc(|d| d.level)
     }
 
     /// The block size c-blosc2 uses for a full chunk: the requested size capped to the chunk
@@ -223,13 +224,14 @@ impl AnyChannel {
     /// # Errors
     /// [`Error::ChannelRemoved`].
     pub fn block_size(&self) -> Result<usize> {
-        let d = self.desc()?;
-        let size = d.dtype.size();
-        let block = (d.block_size as usize).min(d.geometry.chunk_bytes());
-        Ok(if block > size {
-            block / size * size
-        } else {
-            block
+        self.with_desc(|d| {
+            let size = d.dtype.size();
+            let block = (d.block_size as usize).min(d.geometry.chunk_bytes());
+            if block > size {
+                block / size * size
+            } else {
+                block
+            }
         })
     }
 
@@ -239,8 +241,7 @@ impl AnyChannel {
     /// # Errors
     /// [`Error::ChannelRemoved`].
     pub fn settings(&self) -> Result<Settings> {
-        let d = self.desc()?;
-        Ok(Settings {
+        self.with_desc(|d| Settings {
             codec: d.codec,
             level: d.level,
             block_size: d.block_size as usize,
@@ -365,8 +366,10 @@ impl AnyChannel {
         if !self.store.is_writable() {
             return Err(Error::ReadOnly);
         }
-        let desc = self.desc()?;
-        let prepared = prepare_chunk(&desc, index, data, self.threads)?;
+        let prepared = {
+            let (snap, pos) = self.view()?;
+            prepare_chunk(&snap.catalog.channels[pos], index, data, self.threads)?
+        };
         let mut txn = self.store.begin()?;
         txn.put(self.id, index, &prepared)?;
         txn.commit()
@@ -430,11 +433,12 @@ impl AnyChannel {
 
     /// Compress every chunk of `data` (the whole channel) in parallel and commit them as one.
     pub(crate) fn write_all_bytes(&self, data: &[u8]) -> Result {
-        let desc = self.desc()?;
+        let (snap, pos) = self.view()?;
+        let desc = &snap.catalog.channels[pos];
         let g = desc.geometry;
         check_len(data.len(), g.num_elems() * g.elem_size())?;
         let mut txn = self.store.begin()?;
-        write_chunks(&mut txn, &desc, data, self.threads)?;
+        write_chunks(&mut txn, desc, data, self.threads)?;
         txn.commit()
     }
 

@@ -279,8 +279,8 @@ impl Store {
             return Ok(false); // the only writer always has the newest commit
         }
         let current = self.snapshot();
-        let file_len = self.file.metadata()?.len();
-        let mut candidates: Vec<(Slot, usize)> = read_slots(&self.file, file_len)?
+        let (slots, file_len) = read_slots(&self.file)?;
+        let mut candidates: Vec<(Slot, usize)> = slots
             .into_iter()
             .enumerate()
             .filter_map(|(page, s)| s.ok().map(|s| (s, page)))
@@ -396,28 +396,28 @@ fn thread_id() -> u64 {
 }
 
 /// Decode both slot pages (read with `pread`, never through a mapping).
-fn read_slots(file: &File, file_len: u64) -> Result<[Result<Slot>; 2]> {
-    let read = |page: u64| -> Result<Result<Slot>> {
-        Ok(
-            match read_owned(file, page * SLOT_PAGE, crate::format::SLOT_LEN)? {
-                Some(bytes) => Slot::decode(&bytes, file_len),
-                None => Err(Error::corrupted("file shorter than its slot pages")),
-            },
-        )
+fn read_slots(file: &File) -> Result<([Result<Slot>; 2], u64)> {
+    let a = read_owned(file, 0, crate::format::SLOT_LEN)?;
+    let b = read_owned(file, SLOT_PAGE, crate::format::SLOT_LEN)?;
+    // The length is read after the slots: a writer grows the file before it writes a slot
+    // that references the growth, so every slot read above lies within this length.
+    let file_len = file.metadata()?.len();
+    let decode = |bytes: Option<Vec<u8>>| match bytes {
+        Some(bytes) => Slot::decode(&bytes, file_len),
+        None => Err(Error::corrupted("file shorter than its slot pages")),
     };
-    Ok([read(0)?, read(1)?])
+    Ok(([decode(a), decode(b)], file_len))
 }
 
 /// The newest commit whose slot, catalog, tables and unsynced blobs all verify (SPEC §9).
 fn open_newest(file: &File) -> Result<Snapshot> {
-    let file_len = file.metadata()?.len();
     let has_magic = |page: u64| -> Result<bool> {
         Ok(read_owned(file, page * SLOT_PAGE, 8)?.is_some_and(|m| m == crate::format::MAGIC))
     };
     if !has_magic(0)? && !has_magic(1)? {
         return Err(Error::NotACompressedImage);
     }
-    let slots = read_slots(file, file_len)?;
+    let (slots, file_len) = read_slots(file)?;
     let map = Arc::new(Mapping::new(file, file_len)?);
     let mut candidates: Vec<(Slot, usize)> = slots
         .iter()
