@@ -12,7 +12,8 @@ use crate::format::{Catalog, ChannelDesc, TableEntry};
 use crate::geometry::Geometry;
 use crate::sample::Dtype;
 use crate::store::{
-    Access, Durability, Snapshot, Stats, Store, Txn, WrapBackend, check_len, prepare_chunk,
+    Access, Durability, Snapshot, Stats, Store, Txn, Verification, WrapBackend, check_len,
+    prepare_chunk,
 };
 
 /// A handle to one channel of an open file, standalone or part of an image.
@@ -465,6 +466,15 @@ impl AnyChannel {
     /// I/O errors.
     pub fn refresh(&self) -> Result<bool> {
         self.store.refresh()
+    }
+
+    /// Check every record of the current commit of the file this channel lives in: all
+    /// checksums, blosc2 headers against the geometry, and that no two records overlap.
+    ///
+    /// # Errors
+    /// I/O errors; problems found are listed in the result, not returned as errors.
+    pub fn verify(&self) -> Result<Verification> {
+        self.store.verify()
     }
 
     /// Space accounting of the file this channel lives in.

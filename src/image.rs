@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::format::Catalog;
 use crate::geometry::check_size;
 use crate::sample::{Sample, fill_bits};
-use crate::store::{Access, Durability, Stats, Store, WrapBackend};
+use crate::store::{Access, Durability, Stats, Store, Verification, WrapBackend};
 
 /// An image: an ordered list of channels of element type `T`, all `width × height`, with
 /// optional channel names and JSON metadata, stored in one file.
@@ -464,6 +464,14 @@ impl<T: Sample> Image<T> {
     /// I/O errors.
     pub fn refresh(&self) -> Result<bool> {
         self.store.refresh()
+    }
+
+    /// Check every record of the current commit (see [`AnyChannel::verify`]).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn verify(&self) -> Result<Verification> {
+        self.store.verify()
     }
 
     /// Space accounting of the file.

@@ -119,4 +119,4 @@ pub use half::f16;
 pub use image::Image;
 pub use io::Backend;
 pub use sample::{Dtype, Sample};
-pub use store::{Durability, Stats, WrapBackend};
+pub use store::{Durability, Stats, Verification, WrapBackend};

@@ -56,3 +56,35 @@ fn read_rows_matches_full_decode() {
     }
     assert!(c.read_rows(100, &mut [0u16; 74]).is_err());
 }
+
+#[test]
+fn verify_reports_an_intact_file_and_a_damaged_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.cimg");
+    let data: Vec<u8> = (0..64 * 64u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let c = Channel::create(
+        &path,
+        &data,
+        64,
+        64,
+        Settings::default().level(0).chunk_size(1024),
+    )
+    .unwrap();
+    let v = c.verify().unwrap();
+    assert!(v.is_ok(), "{v:?}");
+    assert_eq!(v.records, 1 + 1 + 4);
+    drop(c);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes
+        .windows(16)
+        .position(|w| w == &data[1024..1040])
+        .unwrap();
+    bytes[at] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let c = Channel::<u8>::open_read_only(&path).unwrap();
+    let v = c.verify().unwrap();
+    assert_eq!(v.problems.len(), 1, "{v:?}");
+    assert!(v.problems[0].contains("chunk 1"), "{v:?}");
+}

@@ -3,6 +3,7 @@
 
 mod snapshot;
 mod txn;
+mod verify;
 mod writer;
 
 use std::fs::{File, OpenOptions};
@@ -13,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 pub(crate) use snapshot::{Snapshot, check_len};
 pub(crate) use txn::{Prepared, Txn, prepare_chunk};
+pub use verify::Verification;
 pub use writer::Durability;
 use writer::Writer;
 
