@@ -88,3 +88,20 @@ fn verify_reports_an_intact_file_and_a_damaged_blob() {
     assert_eq!(v.problems.len(), 1, "{v:?}");
     assert!(v.problems[0].contains("chunk 1"), "{v:?}");
 }
+
+#[test]
+fn inspect_reports_dtype_names_and_geometry() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("i.cimg");
+    let img = Image::<i16>::create(&path, 30, 20).unwrap();
+    img.add_lazy_channel(-1, Some("A"), Settings::default().codec(Codec::Zstd))
+        .unwrap();
+    img.add_lazy_channel(2, None, Settings::default()).unwrap();
+    let info = inspect(&path).unwrap();
+    assert_eq!((info.width, info.height, info.has_names), (30, 20, true));
+    assert_eq!(info.channels.len(), 2);
+    assert_eq!(info.channels[0].dtype, Dtype::I16);
+    assert_eq!(info.channels[0].codec, Codec::Zstd);
+    assert_eq!(info.channels[1].name, "");
+    assert_eq!(info.channels[1].geometry.num_chunks(), 1);
+}
