@@ -58,7 +58,9 @@ impl<T: Sample> Image<T> {
     /// # Errors
     /// [`Error::InvalidArgument`] for a zero or overflowing size; I/O errors.
     pub fn new(width: usize, height: usize) -> Result<Image<T>> {
-        Ok(Image::empty(None, width, height)?.0)
+        let (image, temp) = Image::empty(None, width, height)?;
+        image.store.finish_create(temp)?;
+        Ok(image)
     }
 
     /// A new, empty image file at `path`.

@@ -19,9 +19,7 @@ pub use writer::Durability;
 use writer::Writer;
 
 use crate::error::{Error, Result};
-use crate::format::{
-    Catalog, REGION_START, RecordHeader, RecordKind, SLOT_PAGE, Slot, TableEntry, align_up, crc32,
-};
+use crate::format::{Catalog, REGION_START, SLOT_PAGE, Slot, TableEntry, align_up};
 use crate::io::{FileBackend, Mapping, WriterLock, read_owned};
 
 /// Space accounting and shape of one commit.
@@ -97,33 +95,33 @@ impl Store {
         };
         let file = Arc::new(file);
         let backend = FileBackend(file.clone());
-        let catalog_bytes = catalog.encode();
-        let header = RecordHeader {
-            kind: RecordKind::Catalog,
-            generation: 1,
-            channel_id: 0,
-            aux: catalog.channels.len() as u32,
-            payload_len: catalog_bytes.len() as u32,
-            payload_crc: crc32(&catalog_bytes),
-        };
-        use crate::io::Backend;
-        backend.set_len(REGION_START)?;
-        backend.write_all_at(&header.encode(), REGION_START)?;
-        backend.write_all_at(&catalog_bytes, REGION_START + header.encode().len() as u64)?;
-        let committed_end = REGION_START + (header.encode().len() + catalog_bytes.len()) as u64;
+        crate::io::Backend::set_len(&backend, REGION_START)?;
+        // Generation 0 is virtual: nothing is written until the first commit (made by
+        // `finish_create` at the latest), so a file's first commit can already hold data
+        // and leaves no dead catalog behind.
         let slot = Slot {
-            generation: 1,
+            generation: 0,
             file_id: RandomState::new().hash_one(std::time::SystemTime::now()),
-            committed_end,
-            durable_end: committed_end,
-            catalog_offset: REGION_START,
-            catalog_len: header.payload_len,
-            catalog_crc: header.payload_crc,
+            committed_end: REGION_START,
+            durable_end: REGION_START,
+            catalog_offset: 0,
+            catalog_len: 0,
+            catalog_crc: 0,
         };
-        backend.write_all_at(&slot.encode(), 0)?;
-        let map = Arc::new(Mapping::new(&file, committed_end)?);
-        let snapshot = Snapshot::load(slot, 0, map, false)?;
-        let writer = Writer::new(Box::new(backend), lock, slot, 0, path.is_some())?;
+        let snapshot = Snapshot {
+            slot,
+            page: 1,
+            tables: catalog
+                .channels
+                .iter()
+                .map(|c| vec![TableEntry::Default; c.geometry.num_chunks()].into())
+                .collect(),
+            catalog: catalog.clone(),
+            metadata: Arc::new(serde_json::Value::Null),
+            map: Arc::new(Mapping::new(&file, REGION_START)?),
+        };
+        // Page 1 counts as durable, so the first commit goes to slot page A.
+        let writer = Writer::new(Box::new(backend), lock, slot, 1, path.is_some())?;
         let store = Store {
             txn_thread: AtomicU64::new(0),
             file,
@@ -136,6 +134,11 @@ impl Store {
 
     /// Make a file made by [`Store::create`] durable and give it its final name.
     pub(crate) fn finish_create(&self, temp: Option<tempfile::TempPath>) -> Result {
+        let mut txn = self.begin()?;
+        if txn.is_first_commit() {
+            txn.catalog_mut(); // the catalog must be written even if nothing else changed
+        }
+        txn.commit()?;
         if let (Some(temp), Some(path)) = (temp, &self.path) {
             self.sync()?;
             temp.persist(path).map_err(|e| Error::Io(e.error))?;

@@ -82,6 +82,11 @@ impl<'a> Txn<'a> {
         })
     }
 
+    /// Whether the file has no commit yet (it is being created).
+    pub(crate) fn is_first_commit(&self) -> bool {
+        self.writer.last.generation == 0
+    }
+
     fn generation(&self) -> u64 {
         self.writer.last.generation + 1
     }
