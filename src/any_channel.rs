@@ -125,7 +125,7 @@ impl AnyChannel {
     /// [`Error::NotACompressedImage`], [`Error::UnsupportedVersion`], [`Error::Corrupted`]
     /// for files this library cannot read; I/O errors.
     pub fn open(path: impl AsRef<Path>) -> Result<AnyChannel> {
-        AnyChannel::open_as(path.as_ref(), Access::ReadWrite)
+        AnyChannel::open_checked(path.as_ref(), Access::ReadWrite, None, &|b| b)
     }
 
     /// Open a channel file read-only, at its newest commit. Any number of processes may do
@@ -134,7 +134,7 @@ impl AnyChannel {
     /// # Errors
     /// As [`open`](Self::open), except that it is never locked out.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<AnyChannel> {
-        AnyChannel::open_as(path.as_ref(), Access::ReadOnly)
+        AnyChannel::open_checked(path.as_ref(), Access::ReadOnly, None, &|b| b)
     }
 
     /// Open for writing with every file mutation going through `wrap(file backend)`: the
@@ -144,23 +144,34 @@ impl AnyChannel {
     /// As [`open`](Self::open).
     #[doc(hidden)]
     pub fn open_with_backend(path: impl AsRef<Path>, wrap: &WrapBackend) -> Result<AnyChannel> {
-        AnyChannel::from_open_store(Store::open_with(path.as_ref(), Access::ReadWrite, wrap)?)
+        AnyChannel::open_checked(path.as_ref(), Access::ReadWrite, None, wrap)
     }
 
-    fn open_as(path: &Path, access: Access) -> Result<AnyChannel> {
-        AnyChannel::from_open_store(Store::open(path, access)?)
-    }
-
-    fn from_open_store(store: Store) -> Result<AnyChannel> {
-        let snap = store.snapshot();
-        match snap.catalog.channels.as_slice() {
-            [only] => Ok(AnyChannel::from_store(Arc::new(store), only.id)),
+    /// Open a file that must hold exactly one channel (of `dtype`, if given); the checks
+    /// run before a read-write open writes anything.
+    pub(crate) fn open_checked(
+        path: &Path,
+        access: Access,
+        dtype: Option<Dtype>,
+        wrap: &WrapBackend,
+    ) -> Result<AnyChannel> {
+        let expect = move |catalog: &Catalog| match catalog.channels.as_slice() {
+            [only] => match dtype {
+                Some(expected) if only.dtype != expected => Err(Error::DtypeMismatch {
+                    expected,
+                    found: only.dtype,
+                }),
+                _ => Ok(()),
+            },
             channels => Err(Error::invalid(
                 "file for a channel",
                 format!("an image with {} channels", channels.len()),
                 "exactly one channel (open it as an Image)",
             )),
-        }
+        };
+        let store = Store::open_with(path, access, &expect, wrap)?;
+        let id = store.snapshot().catalog.channels[0].id;
+        Ok(AnyChannel::from_store(Arc::new(store), id))
     }
 
     /// The current commit and this channel's position in it.

@@ -10,6 +10,7 @@ use crate::chunks::{Batch, ChunkMut, ChunkRef};
 use crate::codec::Settings;
 use crate::error::{Error, Result};
 use crate::sample::{Sample, fill_bits};
+use crate::store::Access;
 
 /// One image channel of element type `T`: a `width × height` array stored as independently
 /// compressed chunks of whole scanlines in a memory-mapped file.
@@ -202,7 +203,12 @@ impl<T: Sample> Channel<T> {
     /// [`Error::DtypeMismatch`] when the file holds another element type; otherwise as
     /// [`AnyChannel::open`].
     pub fn open(path: impl AsRef<Path>) -> Result<Channel<T>> {
-        Channel::try_from_any(AnyChannel::open(path)?)
+        let any =
+            AnyChannel::open_checked(path.as_ref(), Access::ReadWrite, Some(T::DTYPE), &|b| b)?;
+        Ok(Channel {
+            any,
+            _element: PhantomData,
+        })
     }
 
     /// Open a channel file read-only (any number of processes, beside one writer).
@@ -210,7 +216,12 @@ impl<T: Sample> Channel<T> {
     /// # Errors
     /// As [`open`](Self::open), except [`Error::Locked`].
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Channel<T>> {
-        Channel::try_from_any(AnyChannel::open_read_only(path)?)
+        let any =
+            AnyChannel::open_checked(path.as_ref(), Access::ReadOnly, Some(T::DTYPE), &|b| b)?;
+        Ok(Channel {
+            any,
+            _element: PhantomData,
+        })
     }
 
     /// Decompress chunk `index` into `out`, exactly [`chunk_elems_at(index)`](AnyChannel::chunk_elems_at)

@@ -106,7 +106,7 @@ impl<T: Sample> Image<T> {
     /// [`Error::DtypeMismatch`] if a channel holds another element type; otherwise as
     /// [`AnyChannel::open`].
     pub fn open(path: impl AsRef<Path>) -> Result<Image<T>> {
-        Image::open_as(path.as_ref(), Access::ReadWrite)
+        Image::open_as(path.as_ref(), Access::ReadWrite, &|b| b)
     }
 
     /// Open an image file read-only (any number of processes, beside one writer).
@@ -114,7 +114,7 @@ impl<T: Sample> Image<T> {
     /// # Errors
     /// As [`open`](Self::open), except [`Error::Locked`].
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Image<T>> {
-        Image::open_as(path.as_ref(), Access::ReadOnly)
+        Image::open_as(path.as_ref(), Access::ReadOnly, &|b| b)
     }
 
     /// Open for writing with every file mutation going through `wrap(file backend)`: the
@@ -124,14 +124,19 @@ impl<T: Sample> Image<T> {
     /// As [`open`](Self::open).
     #[doc(hidden)]
     pub fn open_with_backend(path: impl AsRef<Path>, wrap: &WrapBackend) -> Result<Image<T>> {
-        Image::from_open_store(Store::open_with(path.as_ref(), Access::ReadWrite, wrap)?)
+        Image::open_as(path.as_ref(), Access::ReadWrite, wrap)
     }
 
-    fn open_as(path: &Path, access: Access) -> Result<Image<T>> {
-        Image::from_open_store(Store::open(path, access)?)
-    }
-
-    fn from_open_store(store: Store) -> Result<Image<T>> {
+    fn open_as(path: &Path, access: Access, wrap: &WrapBackend) -> Result<Image<T>> {
+        let expect = |catalog: &Catalog| match catalog.channels.iter().find(|c| c.dtype != T::DTYPE)
+        {
+            Some(c) => Err(Error::DtypeMismatch {
+                expected: T::DTYPE,
+                found: c.dtype,
+            }),
+            None => Ok(()),
+        };
+        let store = Store::open_with(path, access, &expect, wrap)?;
         if let Some(c) = store
             .snapshot()
             .catalog

@@ -46,7 +46,7 @@ pub struct FileInfo {
 /// # Errors
 /// As [`AnyChannel::open_read_only`](crate::AnyChannel::open_read_only).
 pub fn inspect(path: impl AsRef<Path>) -> Result<FileInfo> {
-    let store = Store::open(path.as_ref(), Access::ReadOnly)?;
+    let store = Store::open(path.as_ref(), Access::ReadOnly, &|_| Ok(()))?;
     let snap = store.snapshot();
     let c = &snap.catalog;
     Ok(FileInfo {

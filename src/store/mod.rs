@@ -47,6 +47,9 @@ pub struct Stats {
 /// Wraps the production backend, e.g. to inject faults in tests.
 pub type WrapBackend = dyn Fn(Box<dyn crate::io::Backend>) -> Box<dyn crate::io::Backend>;
 
+/// Checks a file's catalog on open, before a writer touches the file.
+pub(crate) type ExpectCatalog = dyn Fn(&Catalog) -> Result;
+
 /// How a store was opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Access {
@@ -148,12 +151,18 @@ impl Store {
     }
 
     /// Open an existing file at its newest valid commit.
-    pub(crate) fn open(path: &Path, access: Access) -> Result<Store> {
-        Store::open_with(path, access, &|b| b)
+    pub(crate) fn open(path: &Path, access: Access, expect: &ExpectCatalog) -> Result<Store> {
+        Store::open_with(path, access, expect, &|b| b)
     }
 
     /// [`Store::open`], with every mutation routed through `wrap(production backend)`.
-    pub(crate) fn open_with(path: &Path, access: Access, wrap: &WrapBackend) -> Result<Store> {
+    /// `expect` checks the catalog (element type, channel count) before anything is written.
+    pub(crate) fn open_with(
+        path: &Path,
+        access: Access,
+        expect: &ExpectCatalog,
+        wrap: &WrapBackend,
+    ) -> Result<Store> {
         let lock = match access {
             Access::ReadWrite => Some(WriterLock::acquire(path)?),
             Access::ReadOnly => None,
@@ -165,6 +174,7 @@ impl Store {
                 .open(path)?,
         );
         let snapshot = open_newest(&file)?;
+        expect(&snapshot.catalog)?;
         let writer = match access {
             Access::ReadOnly => None,
             Access::ReadWrite => {
@@ -262,6 +272,11 @@ impl Store {
             let w = lock(writer);
             (w.last, w.last_page)
         };
+        self.publish_slot(slot, page);
+    }
+
+    /// Publish `slot` (a marker of the current commit) if it is not the current one.
+    fn publish_slot(&self, slot: Slot, page: usize) {
         let current = self.snapshot();
         if current.slot != slot {
             self.publish(Snapshot {

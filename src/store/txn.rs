@@ -223,10 +223,8 @@ impl<'a> Txn<'a> {
             catalog_len: catalog_ref.len,
             catalog_crc: catalog_ref.crc,
         };
-        self.writer.publish(slot)?;
-        if self.writer.durability == Durability::Immediate {
-            self.writer.sync()?;
-        }
+        // Everything that can fail without touching the file happens before the slot write,
+        // so that once the slot is written this handle always shows the commit.
         let tables = self
             .catalog
             .channels
@@ -243,19 +241,25 @@ impl<'a> Txn<'a> {
             Some(v) => Arc::new(v),
             None => self.base.metadata.clone(),
         };
+        let map =
+            self.store
+                .map_covering(&self.base.map, slot.committed_end, self.writer.file_len)?;
+        self.writer.publish(slot)?;
         let snapshot = Snapshot {
             slot: self.writer.last,
             page: self.writer.last_page,
             catalog: std::mem::replace(&mut self.catalog, self.base.catalog.clone()),
             tables,
             metadata,
-            map: self.store.map_covering(
-                &self.base.map,
-                self.writer.last.committed_end,
-                self.writer.file_len,
-            )?,
+            map,
         };
         self.store.publish(snapshot);
+        if self.writer.durability == Durability::Immediate {
+            // The commit is made and visible; an error here means its durability is unknown.
+            self.writer.sync()?;
+            self.store
+                .publish_slot(self.writer.last, self.writer.last_page);
+        }
         Ok(())
     }
 

@@ -20,7 +20,9 @@ pub enum Durability {
     /// A power loss before that opens at an earlier, complete commit.
     #[default]
     OnSync,
-    /// Every commit is followed by a sync (one fsync per commit).
+    /// Every commit is followed by a sync (one fsync per commit). If that sync fails, the
+    /// call returns the I/O error and poisons the handle, but the commit was already made
+    /// and is visible: its durability is unknown.
     Immediate,
 }
 
