@@ -12,8 +12,8 @@ use crate::format::{Catalog, ChannelDesc, TableEntry};
 use crate::geometry::Geometry;
 use crate::sample::Dtype;
 use crate::store::{
-    Access, Durability, Snapshot, Stats, Store, Txn, Verification, WrapBackend, check_len,
-    prepare_chunk,
+    Access, AutoCompact, Compaction, Durability, Snapshot, Stats, Store, Txn, Verification,
+    WrapBackend, check_len, prepare_chunk,
 };
 
 /// A handle to one channel of an open file, standalone or part of an image.
@@ -486,6 +486,28 @@ impl AnyChannel {
     /// I/O errors; problems found are listed in the result, not returned as errors.
     pub fn verify(&self) -> Result<Verification> {
         self.store.verify()
+    }
+
+    /// Rewrite the file this channel lives in without dead space: the live records go to a
+    /// new file in the same directory, which is synced and renamed over the old one (never
+    /// truncated in place). Handles of this process continue on the new file at once;
+    /// read-only handles in other processes keep their snapshot of the old file and move
+    /// to the new one on [`refresh`](Self::refresh).
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`], [`Error::Poisoned`], [`Error::BatchInProgress`]; I/O errors
+    /// (the old file is then untouched).
+    pub fn compact(&self) -> Result<Compaction> {
+        self.store.compact()
+    }
+
+    /// Compact automatically after a commit once the given threshold of dead space is
+    /// reached (`None`, the default, turns it off).
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`].
+    pub fn set_auto_compact(&self, auto: Option<AutoCompact>) -> Result {
+        self.store.set_auto_compact(auto)
     }
 
     /// Space accounting of the file this channel lives in.

@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 use crate::format::Catalog;
 use crate::geometry::check_size;
 use crate::sample::{Sample, fill_bits};
-use crate::store::{Access, Durability, Stats, Store, Verification, WrapBackend};
+use crate::store::{
+    Access, AutoCompact, Compaction, Durability, Stats, Store, Verification, WrapBackend,
+};
 
 /// An image: an ordered list of channels of element type `T`, all `width × height`, with
 /// optional channel names and JSON metadata, stored in one file.
@@ -479,6 +481,22 @@ impl<T: Sample> Image<T> {
     /// I/O errors.
     pub fn verify(&self) -> Result<Verification> {
         self.store.verify()
+    }
+
+    /// Rewrite the file without dead space (see [`AnyChannel::compact`]).
+    ///
+    /// # Errors
+    /// As [`AnyChannel::compact`].
+    pub fn compact(&self) -> Result<Compaction> {
+        self.store.compact()
+    }
+
+    /// Compact automatically once a dead-space threshold is reached (`None`: off, the default).
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`].
+    pub fn set_auto_compact(&self, auto: Option<AutoCompact>) -> Result {
+        self.store.set_auto_compact(auto)
     }
 
     /// Space accounting of the file.

@@ -121,4 +121,4 @@ pub use image::Image;
 pub use info::{ChannelInfo, FileInfo, inspect};
 pub use io::Backend;
 pub use sample::{Dtype, Sample};
-pub use store::{Durability, Stats, Verification, WrapBackend};
+pub use store::{AutoCompact, Compaction, Durability, Stats, Verification, WrapBackend};

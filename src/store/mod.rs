@@ -1,17 +1,19 @@
 //! An open container file: the current snapshot for readers and, for read-write handles,
 //! the writer. Shared (through `Arc`) by every channel and image handle of the file.
 
+mod copy;
+mod create;
 mod snapshot;
 mod txn;
 mod verify;
 mod writer;
 
 use std::fs::{File, OpenOptions};
-use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
+pub use copy::{AutoCompact, Compaction};
 pub(crate) use snapshot::{Snapshot, check_len};
 pub(crate) use txn::{Prepared, Txn, prepare_chunk};
 pub use verify::Verification;
@@ -60,10 +62,13 @@ pub(crate) enum Access {
 pub(crate) struct Store {
     /// Id (see `thread_id`) of the thread holding the writer in a transaction, or 0.
     txn_thread: AtomicU64,
-    file: Arc<File>,
+    /// The open file; replaced when the file is compacted (or, for a reader, found
+    /// compacted on refresh).
+    file: RwLock<Arc<File>>,
     path: Option<PathBuf>,
     current: RwLock<Arc<Snapshot>>,
     writer: Option<Mutex<Writer>>,
+    auto_compact: Mutex<Option<AutoCompact>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -73,83 +78,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Store {
-    /// Create a new file holding `catalog` as its first commit. With a path, the file is
-    /// built under a temporary name in the same directory, synced and renamed into place
-    /// by [`Store::finish_create`], so readers never see a half-made file; without a path
-    /// it is an unlinked temporary file.
-    pub(crate) fn create(
-        path: Option<&Path>,
-        catalog: &Catalog,
-    ) -> Result<(Store, Option<tempfile::TempPath>)> {
-        let (file, lock, temp) = match path {
-            Some(path) => {
-                let lock = WriterLock::acquire(path)?;
-                let dir = path
-                    .parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .unwrap_or(Path::new("."));
-                let (file, temp) = tempfile::Builder::new()
-                    .prefix(".cimg-new-")
-                    .tempfile_in(dir)?
-                    .into_parts();
-                (file, Some(lock), Some(temp))
-            }
-            None => (tempfile::tempfile()?, None, None),
-        };
-        let file = Arc::new(file);
-        let backend = FileBackend(file.clone());
-        crate::io::Backend::set_len(&backend, REGION_START)?;
-        // Generation 0 is virtual: nothing is written until the first commit (made by
-        // `finish_create` at the latest), so a file's first commit can already hold data
-        // and leaves no dead catalog behind.
-        let slot = Slot {
-            generation: 0,
-            file_id: RandomState::new().hash_one(std::time::SystemTime::now()),
-            committed_end: REGION_START,
-            durable_end: REGION_START,
-            catalog_offset: 0,
-            catalog_len: 0,
-            catalog_crc: 0,
-        };
-        let snapshot = Snapshot {
-            slot,
-            page: 1,
-            tables: catalog
-                .channels
-                .iter()
-                .map(|c| vec![TableEntry::Default; c.geometry.num_chunks()].into())
-                .collect(),
-            catalog: catalog.clone(),
-            metadata: Arc::new(serde_json::Value::Null),
-            map: Arc::new(Mapping::new(&file, REGION_START)?),
-        };
-        // Page 1 counts as durable, so the first commit goes to slot page A.
-        let writer = Writer::new(Box::new(backend), lock, slot, 1, path.is_some())?;
-        let store = Store {
-            txn_thread: AtomicU64::new(0),
-            file,
-            path: path.map(Path::to_path_buf),
-            current: RwLock::new(Arc::new(snapshot)),
-            writer: Some(Mutex::new(writer)),
-        };
-        Ok((store, temp))
-    }
-
-    /// Make a file made by [`Store::create`] durable and give it its final name.
-    pub(crate) fn finish_create(&self, temp: Option<tempfile::TempPath>) -> Result {
-        let mut txn = self.begin()?;
-        if txn.is_first_commit() {
-            txn.catalog_mut(); // the catalog must be written even if nothing else changed
-        }
-        txn.commit()?;
-        if let (Some(temp), Some(path)) = (temp, &self.path) {
-            self.sync()?;
-            temp.persist(path).map_err(|e| Error::Io(e.error))?;
-            sync_parent_dir(path)?;
-        }
-        Ok(())
-    }
-
     /// Open an existing file at its newest valid commit.
     pub(crate) fn open(path: &Path, access: Access, expect: &ExpectCatalog) -> Result<Store> {
         Store::open_with(path, access, expect, &|b| b)
@@ -188,13 +116,22 @@ impl Store {
         };
         let store = Store {
             txn_thread: AtomicU64::new(0),
-            file,
+            file: RwLock::new(file),
             path: Some(path.to_path_buf()),
             current: RwLock::new(Arc::new(snapshot)),
             writer,
+            auto_compact: Mutex::new(None),
         };
         store.publish_writer_slot();
         Ok(store)
+    }
+
+    /// The open file.
+    fn file(&self) -> Arc<File> {
+        self.file
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The file's path, if it has one.
@@ -252,7 +189,7 @@ impl Store {
         if current.len() >= committed_end {
             return Ok(current.clone());
         }
-        Ok(Arc::new(Mapping::new(&self.file, file_len)?))
+        Ok(Arc::new(Mapping::new(&self.file(), file_len)?))
     }
 
     /// Make every commit durable.
@@ -287,6 +224,18 @@ impl Store {
         }
     }
 
+    /// Set (or turn off) automatic compaction after commits.
+    pub(crate) fn set_auto_compact(&self, auto: Option<AutoCompact>) -> Result {
+        if self.writer.is_none() {
+            return Err(Error::ReadOnly);
+        }
+        *self
+            .auto_compact
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = auto;
+        Ok(())
+    }
+
     /// Set when commits become durable.
     pub(crate) fn set_durability(&self, durability: Durability) -> Result {
         self.lock_writer()?.durability = durability;
@@ -299,7 +248,10 @@ impl Store {
             return Ok(false); // the only writer always has the newest commit
         }
         let current = self.snapshot();
-        let (slots, file_len) = read_slots(&self.file)?;
+        if self.reopen_if_replaced()? {
+            return Ok(true);
+        }
+        let (slots, file_len) = read_slots(&self.file())?;
         let mut candidates: Vec<(Slot, usize)> = slots
             .into_iter()
             .enumerate()
@@ -334,7 +286,7 @@ impl Store {
         }
         Ok(Stats {
             generation: s.slot.generation,
-            file_len: self.file.metadata()?.len(),
+            file_len: self.file().metadata()?.len(),
             committed_end: s.slot.committed_end,
             live_bytes: live,
             dead_bytes: align_up(s.slot.committed_end) - REGION_START - live,
@@ -342,55 +294,6 @@ impl Store {
             fill_chunks,
             fill_bytes,
         })
-    }
-
-    /// Write the current commit, without dead space, to a new file at `path`: the whole
-    /// image, or with `only`, that one channel as a channel file (no names, no metadata).
-    pub(crate) fn save_as(&self, path: &Path, only: Option<u32>) -> Result {
-        let snap = self.snapshot();
-        let keep: Vec<usize> = (0..snap.catalog.channels.len())
-            .filter(|&pos| only.is_none_or(|id| snap.catalog.channels[pos].id == id))
-            .collect();
-        if only.is_some() && keep.is_empty() {
-            return Err(Error::ChannelRemoved);
-        }
-        let mut catalog = snap.catalog.clone();
-        catalog.channels = keep
-            .iter()
-            .map(|&pos| snap.catalog.channels[pos].clone())
-            .collect();
-        catalog.meta = None;
-        for c in &mut catalog.channels {
-            c.table = None;
-            if only.is_some() {
-                c.name.clear();
-            }
-        }
-        catalog.names_present &= only.is_none();
-        let (target, temp) = Store::create(Some(path), &catalog)?;
-        {
-            let mut txn = target.begin()?;
-            for &pos in &keep {
-                let desc = &snap.catalog.channels[pos];
-                for (index, entry) in snap.tables[pos].iter().enumerate() {
-                    match entry {
-                        TableEntry::Default => {}
-                        TableEntry::Fill { bits, .. } => {
-                            txn.put(desc.id, index, &Prepared::Fill(*bits))?
-                        }
-                        TableEntry::Blob { .. } => {
-                            let entry = txn.append_blob(desc.id, index, snap.blob(pos, index)?)?;
-                            txn.set_entry(desc.id, index, entry)?;
-                        }
-                    }
-                }
-            }
-            if only.is_none() {
-                txn.set_metadata((*snap.metadata).clone());
-            }
-            txn.commit()?;
-        }
-        target.finish_create(temp)
     }
 }
 

@@ -260,7 +260,7 @@ impl<'a> Txn<'a> {
             self.store
                 .publish_slot(self.writer.last, self.writer.last_page);
         }
-        Ok(())
+        self.store.maybe_auto_compact(&mut self.writer)
     }
 
     fn append_record(

@@ -46,6 +46,8 @@ pub(crate) struct Writer {
     pub file_len: u64,
     pub durability: Durability,
     sync_on_drop: bool,
+    /// Grow the file in steps ahead of need (a file being edited) or exactly.
+    pub preallocate: bool,
 }
 
 impl Writer {
@@ -73,6 +75,7 @@ impl Writer {
             file_len,
             durability: Durability::default(),
             sync_on_drop,
+            preallocate: true,
         })
     }
 
@@ -114,6 +117,10 @@ impl Writer {
     /// Grow the file so that `end` bytes exist, in steps (zero-filled, never read).
     fn reserve(&mut self, end: u64) -> Result {
         if end <= self.file_len {
+            return Ok(());
+        }
+        if !self.preallocate {
+            self.file_len = end; // the write itself extends the file
             return Ok(());
         }
         let grown = (self.file_len + self.file_len / 8).max(end);
@@ -170,6 +177,16 @@ impl Writer {
             self.unsynced = false;
         }
         Ok(())
+    }
+
+    /// Take over the role of `old` after a compaction: its lock, durability setting and
+    /// sync-on-drop duty. `old` is left inert (it will not sync when dropped).
+    pub(crate) fn adopt(&mut self, old: &mut Writer) {
+        self._lock = old._lock.take();
+        self.durability = old.durability;
+        self.sync_on_drop = old.sync_on_drop;
+        self.preallocate = true;
+        old.sync_on_drop = false;
     }
 
     /// Forget records appended after the newest commit (a discarded batch); the space is

@@ -1,0 +1,221 @@
+//! Copies of the live data: `save_as` to another path, and compaction in place.
+//!
+//! Both write the records the current commit references — compressed blobs verbatim, no
+//! recompression — into a new file, sync it and rename it into place; the old file is
+//! never truncated or rewritten, so a crash at any step leaves the old or the new file
+//! complete, and readers holding the old file keep reading it.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::{Arc, PoisonError};
+
+use super::create::{Fresh, temp_beside};
+use super::writer::Writer;
+use super::{Prepared, Snapshot, Store, sync_parent_dir};
+use crate::error::{Error, Result};
+use crate::format::TableEntry;
+
+/// When to compact automatically after a commit: when dead bytes are at least
+/// `min_dead_ratio` of the committed bytes and at least `min_dead_bytes`. Off by default.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AutoCompact {
+    /// Fraction of dead bytes (0–1) that triggers a compaction.
+    pub min_dead_ratio: f64,
+    /// Dead bytes below which no compaction runs, whatever the ratio.
+    pub min_dead_bytes: u64,
+}
+
+impl Default for AutoCompact {
+    /// Half the file dead and at least 64 MiB.
+    fn default() -> Self {
+        AutoCompact {
+            min_dead_ratio: 0.5,
+            min_dead_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Sizes before and after a compaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Compaction {
+    /// File length before.
+    pub file_len_before: u64,
+    /// File length after: exactly the live records.
+    pub file_len_after: u64,
+    /// Dead bytes reclaimed.
+    pub reclaimed: u64,
+}
+
+impl Store {
+    /// Write the live records of `snap` (all channels, or only channel `only`) into the
+    /// fresh store `target` as its first commit.
+    fn copy_live(snap: &Snapshot, only: Option<u32>, target: &Store) -> Result {
+        let mut txn = target.begin()?;
+        for (pos, desc) in snap.catalog.channels.iter().enumerate() {
+            if only.is_some_and(|id| id != desc.id) {
+                continue;
+            }
+            for (index, entry) in snap.tables[pos].iter().enumerate() {
+                match entry {
+                    TableEntry::Default => {}
+                    TableEntry::Fill { bits, .. } => {
+                        txn.put(desc.id, index, &Prepared::Fill(*bits))?
+                    }
+                    TableEntry::Blob { .. } => {
+                        let entry = txn.append_blob(desc.id, index, snap.blob(pos, index)?)?;
+                        txn.set_entry(desc.id, index, entry)?;
+                    }
+                }
+            }
+        }
+        if only.is_none() {
+            txn.set_metadata((*snap.metadata).clone());
+        }
+        txn.catalog_mut(); // always write the catalog, even for an all-default copy
+        txn.commit()
+    }
+
+    /// The catalog of a copy: tables and metadata are rewritten by the copy itself.
+    fn copy_catalog(snap: &Snapshot, only: Option<u32>) -> Result<crate::format::Catalog> {
+        let mut catalog = snap.catalog.clone();
+        catalog
+            .channels
+            .retain(|c| only.is_none_or(|id| c.id == id));
+        if only.is_some() && catalog.channels.is_empty() {
+            return Err(Error::ChannelRemoved);
+        }
+        catalog.meta = None;
+        for c in &mut catalog.channels {
+            c.table = None;
+            if only.is_some() {
+                c.name.clear();
+            }
+        }
+        catalog.names_present &= only.is_none();
+        Ok(catalog)
+    }
+
+    /// Write the current commit, without dead space, to a new file at `path`: the whole
+    /// image, or with `only`, that one channel as a channel file (no names, no metadata).
+    pub(crate) fn save_as(&self, path: &Path, only: Option<u32>) -> Result {
+        let snap = self.snapshot();
+        let catalog = Store::copy_catalog(&snap, only)?;
+        let (target, temp) = Store::create(Some(path), &catalog)?;
+        target.writer_mut(|w| w.preallocate = false)?;
+        Store::copy_live(&snap, only, &target)?;
+        target.finish_create(temp)
+    }
+
+    /// Rewrite the live records into a new file, rename it over this one and continue on
+    /// it. The next generation follows the current one, and the file id is kept, so readers
+    /// of the old file move to the new one on `refresh`.
+    pub(crate) fn compact(&self) -> Result<Compaction> {
+        self.compact_locked(&mut *self.lock_writer()?)
+    }
+
+    /// [`Store::compact`] with the writer already held.
+    pub(super) fn compact_locked(&self, writer: &mut Writer) -> Result<Compaction> {
+        writer.check_usable()?;
+        let snap = self.snapshot();
+        let file_len_before = self.file().metadata()?.len();
+        let catalog = Store::copy_catalog(&snap, None)?;
+        let (file, temp) = match &self.path {
+            Some(path) => {
+                let (file, temp) = temp_beside(path, "compact")?;
+                (file, Some(temp))
+            }
+            None => (tempfile::tempfile()?, None),
+        };
+        let fresh = Fresh {
+            file,
+            path: self.path.clone(),
+            lock: None,
+            base_generation: snap.slot.generation,
+            file_id: snap.slot.file_id,
+            preallocate: false,
+            sync_on_drop: false,
+        };
+        let target = Store::fresh(fresh, &catalog)?;
+        Store::copy_live(&snap, None, &target)?;
+        target.sync()?;
+        if let (Some(temp), Some(path)) = (temp, &self.path) {
+            temp.persist(path).map_err(|e| Error::Io(e.error))?;
+            sync_parent_dir(path)?;
+        }
+        let Store {
+            file,
+            current,
+            writer: new_writer,
+            ..
+        } = target;
+        let mut new_writer = new_writer
+            .expect("a fresh store has a writer")
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        new_writer.adopt(writer);
+        *writer = new_writer;
+        *self.file.write().unwrap_or_else(PoisonError::into_inner) =
+            file.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let new_snapshot = current.into_inner().unwrap_or_else(PoisonError::into_inner);
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = new_snapshot;
+        let file_len_after = self.file().metadata()?.len();
+        Ok(Compaction {
+            file_len_before,
+            file_len_after,
+            reclaimed: file_len_before.saturating_sub(file_len_after),
+        })
+    }
+
+    /// After a commit: compact if the automatic threshold is set and reached.
+    pub(super) fn maybe_auto_compact(&self, writer: &mut Writer) -> Result {
+        let Some(auto) = *self
+            .auto_compact
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        else {
+            return Ok(());
+        };
+        let snap = self.snapshot();
+        let committed =
+            crate::format::align_up(snap.slot.committed_end) - crate::format::REGION_START;
+        let dead = committed - snap.live_bytes();
+        if dead >= auto.min_dead_bytes && dead as f64 >= auto.min_dead_ratio * committed as f64 {
+            self.compact_locked(writer)?;
+        }
+        Ok(())
+    }
+
+    /// For a reader: if the path now names a compacted copy of this file (same file id, newer
+    /// commit), continue on it. Returns whether it did.
+    pub(super) fn reopen_if_replaced(&self) -> Result<bool> {
+        let Some(path) = &self.path else {
+            return Ok(false);
+        };
+        let Ok(on_disk) = std::fs::metadata(path) else {
+            return Ok(false);
+        };
+        let mine = self.file().metadata()?;
+        if (on_disk.dev(), on_disk.ino()) == (mine.dev(), mine.ino()) {
+            return Ok(false);
+        }
+        let file = std::fs::File::open(path)?;
+        let Ok(snapshot) = super::open_newest(&file) else {
+            return Ok(false);
+        };
+        let current = self.snapshot();
+        if snapshot.slot.file_id != current.slot.file_id
+            || snapshot.slot.generation <= current.slot.generation
+        {
+            return Ok(false); // another file took the name: stay on ours
+        }
+        *self.file.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(file);
+        self.publish(snapshot);
+        Ok(true)
+    }
+
+    /// Run `f` on the writer (not during a transaction of this thread).
+    pub(super) fn writer_mut<R>(&self, f: impl FnOnce(&mut Writer) -> R) -> Result<R> {
+        Ok(f(&mut *self.lock_writer()?))
+    }
+}

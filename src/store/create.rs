@@ -1,0 +1,130 @@
+//! Making new files: a fresh store whose first commit is still to be written.
+
+use std::fs::File;
+use std::hash::{BuildHasher, RandomState};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
+
+use super::writer::Writer;
+use super::{Snapshot, Store, sync_parent_dir};
+use crate::error::{Error, Result};
+use crate::format::{Catalog, REGION_START, Slot, TableEntry};
+use crate::io::{Backend, FileBackend, Mapping, WriterLock};
+
+/// How a fresh store is set up.
+pub(super) struct Fresh {
+    pub file: File,
+    pub path: Option<PathBuf>,
+    pub lock: Option<WriterLock>,
+    /// Generation of the virtual commit the first real commit follows.
+    pub base_generation: u64,
+    pub file_id: u64,
+    /// Grow the file in steps (a file being edited) or exactly (a copy being written).
+    pub preallocate: bool,
+    pub sync_on_drop: bool,
+}
+
+/// A new random file id.
+pub(super) fn new_file_id() -> u64 {
+    RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+/// A new empty file in `path`'s directory, named `.cimg-<what>-*` until persisted.
+pub(super) fn temp_beside(path: &Path, what: &str) -> Result<(File, tempfile::TempPath)> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    Ok(tempfile::Builder::new()
+        .prefix(&format!(".cimg-{what}-"))
+        .tempfile_in(dir)?
+        .into_parts())
+}
+
+impl Store {
+    /// A store over an empty `file` holding `catalog` as a virtual commit: nothing but the
+    /// slot pages' space is written until the first commit, so that commit can already
+    /// hold data and leaves no dead catalog behind.
+    pub(super) fn fresh(fresh: Fresh, catalog: &Catalog) -> Result<Store> {
+        let file = Arc::new(fresh.file);
+        let backend = FileBackend(file.clone());
+        backend.set_len(REGION_START)?;
+        let slot = Slot {
+            generation: fresh.base_generation,
+            file_id: fresh.file_id,
+            committed_end: REGION_START,
+            durable_end: REGION_START,
+            catalog_offset: 0,
+            catalog_len: 0,
+            catalog_crc: 0,
+        };
+        let snapshot = Snapshot {
+            slot,
+            page: 1,
+            tables: catalog
+                .channels
+                .iter()
+                .map(|c| vec![TableEntry::Default; c.geometry.num_chunks()].into())
+                .collect(),
+            catalog: catalog.clone(),
+            metadata: Arc::new(serde_json::Value::Null),
+            map: Arc::new(Mapping::new(&file, REGION_START)?),
+        };
+        // Page 1 counts as durable, so the first commit goes to slot page A.
+        let mut writer = Writer::new(Box::new(backend), fresh.lock, slot, 1, fresh.sync_on_drop)?;
+        writer.preallocate = fresh.preallocate;
+        Ok(Store {
+            txn_thread: AtomicU64::new(0),
+            file: RwLock::new(file),
+            path: fresh.path,
+            current: RwLock::new(Arc::new(snapshot)),
+            writer: Some(Mutex::new(writer)),
+            auto_compact: Mutex::new(None),
+        })
+    }
+
+    /// Create a new file holding `catalog`. With a path, the file is built under a
+    /// temporary name in the same directory and renamed into place by
+    /// [`Store::finish_create`], so readers never see a half-made file; without a path it
+    /// is an unlinked temporary file.
+    pub(crate) fn create(
+        path: Option<&Path>,
+        catalog: &Catalog,
+    ) -> Result<(Store, Option<tempfile::TempPath>)> {
+        let (file, lock, temp) = match path {
+            Some(path) => {
+                let lock = WriterLock::acquire(path)?;
+                let (file, temp) = temp_beside(path, "new")?;
+                (file, Some(lock), Some(temp))
+            }
+            None => (tempfile::tempfile()?, None, None),
+        };
+        let fresh = Fresh {
+            file,
+            path: path.map(Path::to_path_buf),
+            lock,
+            base_generation: 0,
+            file_id: new_file_id(),
+            preallocate: true,
+            sync_on_drop: path.is_some(),
+        };
+        Ok((Store::fresh(fresh, catalog)?, temp))
+    }
+
+    /// Write the first commit if nothing was committed yet; for a named file, make it
+    /// durable and give it its final name.
+    pub(crate) fn finish_create(&self, temp: Option<tempfile::TempPath>) -> Result {
+        let mut txn = self.begin()?;
+        if txn.is_first_commit() {
+            txn.catalog_mut(); // the catalog must be written even if nothing else changed
+        }
+        txn.commit()?;
+        if let (Some(temp), Some(path)) = (temp, &self.path) {
+            self.sync()?;
+            temp.persist(path).map_err(|e| Error::Io(e.error))?;
+            sync_parent_dir(path)?;
+        }
+        Ok(())
+    }
+}
