@@ -136,7 +136,7 @@ impl Catalog {
                 .map_err(|e| Error::corrupted(format!("channel descriptor {index}: {e}")))?;
             if desc.id >= next_channel_id || channels.iter().any(|c| c.id == desc.id) {
                 return Err(Error::corrupted(format!(
-                    "channel descriptor {index}: id {} reused",
+                    "channel descriptor {index}: id {} repeats or is not below next_channel_id {next_channel_id}",
                     desc.id
                 )));
             }
