@@ -10,10 +10,11 @@ use crate::codec::{Codec, Settings};
 use crate::error::{Error, Result};
 use crate::format::{Catalog, ChannelDesc, TableEntry};
 use crate::geometry::Geometry;
+use crate::io::Backend;
 use crate::sample::Dtype;
 use crate::store::{
     Access, AutoCompact, Compaction, Durability, Snapshot, Stats, Store, Txn, Verification,
-    WrapBackend, check_len, prepare_chunk,
+    WrapBackend, check_len, no_wrap, prepare_chunk,
 };
 
 /// A handle to one channel of an open file, standalone or part of an image.
@@ -125,7 +126,7 @@ impl AnyChannel {
     /// [`Error::NotACompressedImage`], [`Error::UnsupportedVersion`], [`Error::Corrupted`]
     /// for files this library cannot read; I/O errors.
     pub fn open(path: impl AsRef<Path>) -> Result<AnyChannel> {
-        AnyChannel::open_checked(path.as_ref(), Access::ReadWrite, None, &|b| b)
+        AnyChannel::open_checked(path.as_ref(), Access::ReadWrite, None, no_wrap())
     }
 
     /// Open a channel file read-only, at its newest commit. Any number of processes may do
@@ -134,7 +135,7 @@ impl AnyChannel {
     /// # Errors
     /// As [`open`](Self::open), except that it is never locked out.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<AnyChannel> {
-        AnyChannel::open_checked(path.as_ref(), Access::ReadOnly, None, &|b| b)
+        AnyChannel::open_checked(path.as_ref(), Access::ReadOnly, None, no_wrap())
     }
 
     /// Open for writing with every file mutation going through `wrap(file backend)`: the
@@ -143,8 +144,11 @@ impl AnyChannel {
     /// # Errors
     /// As [`open`](Self::open).
     #[doc(hidden)]
-    pub fn open_with_backend(path: impl AsRef<Path>, wrap: &WrapBackend) -> Result<AnyChannel> {
-        AnyChannel::open_checked(path.as_ref(), Access::ReadWrite, None, wrap)
+    pub fn open_with_backend(
+        path: impl AsRef<Path>,
+        wrap: impl Fn(Box<dyn Backend>) -> Box<dyn Backend> + Send + Sync + 'static,
+    ) -> Result<AnyChannel> {
+        AnyChannel::open_checked(path.as_ref(), Access::ReadWrite, None, Arc::new(wrap))
     }
 
     /// Open a file that must hold exactly one channel (of `dtype`, if given); the checks
@@ -153,7 +157,7 @@ impl AnyChannel {
         path: &Path,
         access: Access,
         dtype: Option<Dtype>,
-        wrap: &WrapBackend,
+        wrap: Arc<WrapBackend>,
     ) -> Result<AnyChannel> {
         let expect = move |catalog: &Catalog| match catalog.channels.as_slice() {
             [only] => match dtype {

@@ -10,7 +10,7 @@ use crate::chunks::{Batch, ChunkMut, ChunkRef};
 use crate::codec::Settings;
 use crate::error::{Error, Result};
 use crate::sample::{Sample, fill_bits};
-use crate::store::Access;
+use crate::store::{Access, no_wrap};
 
 /// One image channel of element type `T`: a `width × height` array stored as independently
 /// compressed chunks of whole scanlines in a memory-mapped file.
@@ -204,7 +204,7 @@ impl<T: Sample> Channel<T> {
     /// [`AnyChannel::open`].
     pub fn open(path: impl AsRef<Path>) -> Result<Channel<T>> {
         let any =
-            AnyChannel::open_checked(path.as_ref(), Access::ReadWrite, Some(T::DTYPE), &|b| b)?;
+            AnyChannel::open_checked(path.as_ref(), Access::ReadWrite, Some(T::DTYPE), no_wrap())?;
         Ok(Channel {
             any,
             _element: PhantomData,
@@ -217,7 +217,7 @@ impl<T: Sample> Channel<T> {
     /// As [`open`](Self::open), except [`Error::Locked`].
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Channel<T>> {
         let any =
-            AnyChannel::open_checked(path.as_ref(), Access::ReadOnly, Some(T::DTYPE), &|b| b)?;
+            AnyChannel::open_checked(path.as_ref(), Access::ReadOnly, Some(T::DTYPE), no_wrap())?;
         Ok(Channel {
             any,
             _element: PhantomData,

@@ -10,9 +10,10 @@ use crate::codec::Settings;
 use crate::error::{Error, Result};
 use crate::format::Catalog;
 use crate::geometry::check_size;
+use crate::io::Backend;
 use crate::sample::{Sample, fill_bits};
 use crate::store::{
-    Access, AutoCompact, Compaction, Durability, Stats, Store, Verification, WrapBackend,
+    Access, AutoCompact, Compaction, Durability, Stats, Store, Verification, WrapBackend, no_wrap,
 };
 
 /// An image: an ordered list of channels of element type `T`, all `width × height`, with
@@ -108,7 +109,7 @@ impl<T: Sample> Image<T> {
     /// [`Error::DtypeMismatch`] if a channel holds another element type; otherwise as
     /// [`AnyChannel::open`].
     pub fn open(path: impl AsRef<Path>) -> Result<Image<T>> {
-        Image::open_as(path.as_ref(), Access::ReadWrite, &|b| b)
+        Image::open_as(path.as_ref(), Access::ReadWrite, no_wrap())
     }
 
     /// Open an image file read-only (any number of processes, beside one writer).
@@ -116,7 +117,7 @@ impl<T: Sample> Image<T> {
     /// # Errors
     /// As [`open`](Self::open), except [`Error::Locked`].
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Image<T>> {
-        Image::open_as(path.as_ref(), Access::ReadOnly, &|b| b)
+        Image::open_as(path.as_ref(), Access::ReadOnly, no_wrap())
     }
 
     /// Open for writing with every file mutation going through `wrap(file backend)`: the
@@ -125,11 +126,14 @@ impl<T: Sample> Image<T> {
     /// # Errors
     /// As [`open`](Self::open).
     #[doc(hidden)]
-    pub fn open_with_backend(path: impl AsRef<Path>, wrap: &WrapBackend) -> Result<Image<T>> {
-        Image::open_as(path.as_ref(), Access::ReadWrite, wrap)
+    pub fn open_with_backend(
+        path: impl AsRef<Path>,
+        wrap: impl Fn(Box<dyn Backend>) -> Box<dyn Backend> + Send + Sync + 'static,
+    ) -> Result<Image<T>> {
+        Image::open_as(path.as_ref(), Access::ReadWrite, Arc::new(wrap))
     }
 
-    fn open_as(path: &Path, access: Access, wrap: &WrapBackend) -> Result<Image<T>> {
+    fn open_as(path: &Path, access: Access, wrap: Arc<WrapBackend>) -> Result<Image<T>> {
         let expect = |catalog: &Catalog| match catalog.channels.iter().find(|c| c.dtype != T::DTYPE)
         {
             Some(c) => Err(Error::DtypeMismatch {

@@ -186,7 +186,7 @@ fn open_all_ways(path: &Path) -> Vec<(&'static str, Result<()>)> {
         ),
         (
             "AnyChannel::open_with_backend",
-            AnyChannel::open_with_backend(path, &passthrough).map(drop),
+            AnyChannel::open_with_backend(path, passthrough).map(drop),
         ),
         ("Channel::<u8>::open", Channel::<u8>::open(path).map(drop)),
         (
@@ -200,7 +200,7 @@ fn open_all_ways(path: &Path) -> Vec<(&'static str, Result<()>)> {
         ),
         (
             "Image::<u8>::open_with_backend",
-            Image::<u8>::open_with_backend(path, &passthrough).map(drop),
+            Image::<u8>::open_with_backend(path, passthrough).map(drop),
         ),
     ]
 }
@@ -822,7 +822,7 @@ fn wrong_dtype_on_open_is_dtype_mismatch_and_releases_the_lock() {
         Dtype::F16
     ));
     assert!(mismatch(
-        &err(Image::<u8>::open_with_backend(&ipath, &|b| b)),
+        &err(Image::<u8>::open_with_backend(&ipath, |b| b)),
         Dtype::U8
     ));
     // A two-channel image is not a channel file, whatever the element type.
@@ -1316,8 +1316,8 @@ fn second_writer_in_the_same_process_is_locked() {
     assert!(locked(&err(Channel::<u8>::open(&path))));
     assert!(locked(&err(AnyChannel::open(&path))));
     assert!(locked(&err(Image::<u8>::open(&path))));
-    assert!(locked(&err(AnyChannel::open_with_backend(&path, &|b| b))));
-    assert!(locked(&err(Image::<u8>::open_with_backend(&path, &|b| b))));
+    assert!(locked(&err(AnyChannel::open_with_backend(&path, |b| b))));
+    assert!(locked(&err(Image::<u8>::open_with_backend(&path, |b| b))));
     // Locked wins over a wrong element type: nothing is read.
     assert!(locked(&err(Channel::<f32>::open(&path))));
     let e = err(Channel::<u8>::open(&path));
@@ -1507,7 +1507,9 @@ impl Backend for Failing {
     }
 }
 
-fn wrap(fault: &Arc<Fault>) -> impl Fn(Box<dyn Backend>) -> Box<dyn Backend> + 'static {
+fn wrap(
+    fault: &Arc<Fault>,
+) -> impl Fn(Box<dyn Backend>) -> Box<dyn Backend> + Send + Sync + 'static {
     let fault = fault.clone();
     move |inner| -> Box<dyn Backend> {
         Box::new(Failing {
@@ -1627,7 +1629,7 @@ fn channel_contents(c: &Channel<u8>) -> (Digest, Vec<bool>) {
 }
 
 fn open_failing_channel(path: &Path, fault: &Arc<Fault>) -> Channel<u8> {
-    Channel::try_from_any(AnyChannel::open_with_backend(path, &wrap(fault)).unwrap()).unwrap()
+    Channel::try_from_any(AnyChannel::open_with_backend(path, wrap(fault)).unwrap()).unwrap()
 }
 
 fn reopen_channel(path: &Path) -> Channel<u8> {
@@ -1770,12 +1772,12 @@ fn io_error_in_the_sync_of_open_fails_the_open_and_changes_nothing() {
     let bytes = fs::read(&path).unwrap();
     let fault = Fault::new(Some((Op::Sync, 0)));
     fault.arm();
-    let e = err(AnyChannel::open_with_backend(&path, &wrap(&fault)));
+    let e = err(AnyChannel::open_with_backend(&path, wrap(&fault)));
     assert!(fault.fired());
     assert_injected(&e, "sync during open");
     let fault = Fault::new(Some((Op::Sync, 0)));
     fault.arm();
-    let e = err(Image::<u8>::open_with_backend(&path, &wrap(&fault)));
+    let e = err(Image::<u8>::open_with_backend(&path, wrap(&fault)));
     assert_injected(&e, "sync during image open");
     assert!(fs::read(&path).unwrap() == bytes, "file changed");
     // The lock was released.
@@ -1819,7 +1821,7 @@ fn run_image_matrix(name: &str, act: Step<'_, Image<u8>>) {
     let dir = tempdir();
     let base = image_file(dir.path());
     let open =
-        |p: &Path, fault: &Arc<Fault>| Image::<u8>::open_with_backend(p, &wrap(fault)).unwrap();
+        |p: &Path, fault: &Arc<Fault>| Image::<u8>::open_with_backend(p, wrap(fault)).unwrap();
     let reopen = |p: &Path| Image::<u8>::open(p).unwrap();
     let poisoned: Vec<Step<'_, Image<u8>>> = vec![
         &|img| img.set_metadata(serde_json::json!(1)),

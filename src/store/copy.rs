@@ -135,6 +135,7 @@ impl Store {
             file_id: snap.slot.file_id,
             preallocate: false,
             sync_on_drop: false,
+            wrap: self.wrap.clone(),
         };
         let target = Store::fresh(fresh, &catalog)?;
         Store::copy_live(&snap, None, &target)?;

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::writer::Writer;
-use super::{Snapshot, Store, sync_parent_dir};
+use super::{Snapshot, Store, WrapBackend, no_wrap, sync_parent_dir};
 use crate::error::{Error, Result};
 use crate::format::{Catalog, REGION_START, Slot, TableEntry};
 use crate::io::{Backend, FileBackend, Mapping, WriterLock};
@@ -23,6 +23,7 @@ pub(super) struct Fresh {
     /// Grow the file in steps (a file being edited) or exactly (a copy being written).
     pub preallocate: bool,
     pub sync_on_drop: bool,
+    pub wrap: Arc<WrapBackend>,
 }
 
 /// A new random file id.
@@ -72,7 +73,8 @@ impl Store {
             map: Arc::new(Mapping::new(&file, REGION_START)?),
         };
         // Page 1 counts as durable, so the first commit goes to slot page A.
-        let mut writer = Writer::new(Box::new(backend), fresh.lock, slot, 1, fresh.sync_on_drop)?;
+        let backend = (fresh.wrap)(Box::new(backend));
+        let mut writer = Writer::new(backend, fresh.lock, slot, 1, fresh.sync_on_drop)?;
         writer.preallocate = fresh.preallocate;
         Ok(Store {
             txn_thread: AtomicU64::new(0),
@@ -81,6 +83,7 @@ impl Store {
             current: RwLock::new(Arc::new(snapshot)),
             writer: Some(Mutex::new(writer)),
             auto_compact: Mutex::new(None),
+            wrap: fresh.wrap,
         })
     }
 
@@ -108,6 +111,7 @@ impl Store {
             file_id: new_file_id(),
             preallocate: true,
             sync_on_drop: path.is_some(),
+            wrap: no_wrap(),
         };
         Ok((Store::fresh(fresh, catalog)?, temp))
     }

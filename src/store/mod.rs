@@ -47,7 +47,13 @@ pub struct Stats {
 }
 
 /// Wraps the production backend, e.g. to inject faults in tests.
-pub type WrapBackend = dyn Fn(Box<dyn crate::io::Backend>) -> Box<dyn crate::io::Backend>;
+pub type WrapBackend =
+    dyn Fn(Box<dyn crate::io::Backend>) -> Box<dyn crate::io::Backend> + Send + Sync;
+
+/// The identity wrapper: production backends as they are.
+pub(crate) fn no_wrap() -> Arc<WrapBackend> {
+    Arc::new(|b| b)
+}
 
 /// Checks a file's catalog on open, before a writer touches the file.
 pub(crate) type ExpectCatalog = dyn Fn(&Catalog) -> Result;
@@ -69,6 +75,8 @@ pub(crate) struct Store {
     current: RwLock<Arc<Snapshot>>,
     writer: Option<Mutex<Writer>>,
     auto_compact: Mutex<Option<AutoCompact>>,
+    /// Applied to the backend of every file this store writes (also compaction copies).
+    wrap: Arc<WrapBackend>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -80,7 +88,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Store {
     /// Open an existing file at its newest valid commit.
     pub(crate) fn open(path: &Path, access: Access, expect: &ExpectCatalog) -> Result<Store> {
-        Store::open_with(path, access, expect, &|b| b)
+        Store::open_with(path, access, expect, no_wrap())
     }
 
     /// [`Store::open`], with every mutation routed through `wrap(production backend)`.
@@ -89,7 +97,7 @@ impl Store {
         path: &Path,
         access: Access,
         expect: &ExpectCatalog,
-        wrap: &WrapBackend,
+        wrap: Arc<WrapBackend>,
     ) -> Result<Store> {
         let lock = match access {
             Access::ReadWrite => Some(WriterLock::acquire(path)?),
@@ -121,6 +129,7 @@ impl Store {
             current: RwLock::new(Arc::new(snapshot)),
             writer,
             auto_compact: Mutex::new(None),
+            wrap,
         };
         store.publish_writer_slot();
         Ok(store)
