@@ -113,3 +113,21 @@ fn automatic_compaction_triggers_at_the_threshold() {
     }
     assert_eq!(ch.get_chunk_vec(0).unwrap(), noise(11, 64 * 64));
 }
+
+#[test]
+fn temporary_files_of_a_killed_writer_are_removed_by_the_next_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.cimg");
+    let c = Channel::<u8>::create_full(&path, 16, 16, 1, Settings::default()).unwrap();
+    drop(c);
+    let stale = dir.path().join(".t.cimg.cimg-tmp-compact-abc123");
+    let unrelated = dir.path().join(".u.cimg.cimg-tmp-compact-abc123");
+    std::fs::write(&stale, b"left by a killed compaction").unwrap();
+    std::fs::write(&unrelated, b"another file's").unwrap();
+    let r = Channel::<u8>::open_read_only(&path).unwrap();
+    assert!(stale.exists(), "readers never delete");
+    drop(r);
+    let _w = Channel::<u8>::open(&path).unwrap();
+    assert!(!stale.exists());
+    assert!(unrelated.exists());
+}

@@ -31,16 +31,43 @@ pub(super) fn new_file_id() -> u64 {
     RandomState::new().hash_one(std::time::SystemTime::now())
 }
 
-/// A new empty file in `path`'s directory, named `.cimg-<what>-*` until persisted.
-pub(super) fn temp_beside(path: &Path, what: &str) -> Result<(File, tempfile::TempPath)> {
-    let dir = path
-        .parent()
+/// The directory holding `path`.
+pub(super) fn parent_dir(path: &Path) -> &Path {
+    path.parent()
         .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+        .unwrap_or(Path::new("."))
+}
+
+/// Prefix of the temporary files made beside `path` (`.<name>.cimg-tmp-<what>-…`).
+fn temp_prefix(path: &Path, what: &str) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    format!(".{name}.cimg-tmp-{what}")
+}
+
+/// A new empty file in `path`'s directory, under a temporary name until persisted.
+pub(super) fn temp_beside(path: &Path, what: &str) -> Result<(File, tempfile::TempPath)> {
     Ok(tempfile::Builder::new()
-        .prefix(&format!(".cimg-{what}-"))
-        .tempfile_in(dir)?
+        .prefix(&format!("{}-", temp_prefix(path, what)))
+        .tempfile_in(parent_dir(path))?
         .into_parts())
+}
+
+/// Remove temporary files a killed writer of `path` left behind. Only the holder of the
+/// writer lock calls this, and only writers holding the lock make such files.
+pub(super) fn remove_stale_temps(path: &Path) {
+    let prefix = temp_prefix(path, "");
+    let Ok(entries) = std::fs::read_dir(parent_dir(path)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            // Best effort: a file that cannot be removed is only wasted space.
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 impl Store {
@@ -98,6 +125,7 @@ impl Store {
         let (file, lock, temp) = match path {
             Some(path) => {
                 let lock = WriterLock::acquire(path)?;
+                remove_stale_temps(path);
                 let (file, temp) = temp_beside(path, "new")?;
                 (file, Some(lock), Some(temp))
             }

@@ -100,7 +100,11 @@ impl Store {
         wrap: Arc<WrapBackend>,
     ) -> Result<Store> {
         let lock = match access {
-            Access::ReadWrite => Some(WriterLock::acquire(path)?),
+            Access::ReadWrite => {
+                let lock = WriterLock::acquire(path)?;
+                create::remove_stale_temps(path);
+                Some(lock)
+            }
             Access::ReadOnly => None,
         };
         let file = Arc::new(
@@ -379,10 +383,6 @@ fn open_newest(file: &File) -> Result<Snapshot> {
 
 /// fsync the directory holding `path`, so a rename into it is durable.
 fn sync_parent_dir(path: &Path) -> Result {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    File::open(dir)?.sync_all()?;
+    File::open(create::parent_dir(path))?.sync_all()?;
     Ok(())
 }
