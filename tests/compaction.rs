@@ -131,3 +131,25 @@ fn temporary_files_of_a_killed_writer_are_removed_by_the_next_writer() {
     assert!(!stale.exists());
     assert!(unrelated.exists());
 }
+
+#[test]
+fn created_and_compacted_files_have_ordinary_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.cimg");
+    let c = Channel::<u8>::create_full(&path, 16, 16, 1, Settings::default()).unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    // Like File::create: 0o666 less the process umask (not tempfile's private 0o600).
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let umask_line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
+    let umask = u32::from_str_radix(umask_line.split_whitespace().nth(1).unwrap(), 8).unwrap();
+    assert_eq!(mode(&path), 0o666 & !umask);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    c.set_chunk(0, &[2; 256]).unwrap();
+    c.compact().unwrap();
+    assert_eq!(
+        mode(&path),
+        0o640,
+        "compaction keeps the file's permissions"
+    );
+}

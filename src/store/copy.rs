@@ -123,6 +123,8 @@ impl Store {
         let (file, temp) = match &self.path {
             Some(path) => {
                 let (file, temp) = temp_beside(path, "compact")?;
+                // The copy takes the place of the file: keep its permissions.
+                file.set_permissions(self.file().metadata()?.permissions())?;
                 (file, Some(temp))
             }
             None => (tempfile::tempfile()?, None),

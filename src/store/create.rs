@@ -47,9 +47,12 @@ fn temp_prefix(path: &Path, what: &str) -> String {
     format!(".{name}.cimg-tmp-{what}")
 }
 
-/// A new empty file in `path`'s directory, under a temporary name until persisted.
+/// A new empty file in `path`'s directory, under a temporary name until persisted, with
+/// the permissions `File::create` would give (0o666 less the umask), not tempfile's 0o600.
 pub(super) fn temp_beside(path: &Path, what: &str) -> Result<(File, tempfile::TempPath)> {
+    use std::os::unix::fs::PermissionsExt;
     Ok(tempfile::Builder::new()
+        .permissions(std::fs::Permissions::from_mode(0o666))
         .prefix(&format!("{}-", temp_prefix(path, what)))
         .tempfile_in(parent_dir(path))?
         .into_parts())
