@@ -54,19 +54,36 @@ pub(super) fn temp_beside(path: &Path, what: &str) -> Result<(File, tempfile::Te
     Ok(tempfile::Builder::new()
         .permissions(std::fs::Permissions::from_mode(0o666))
         .prefix(&format!("{}-", temp_prefix(path, what)))
+        .rand_bytes(TEMP_RANDOM_LEN)
         .tempfile_in(parent_dir(path))?
         .into_parts())
+}
+
+/// Kinds of temporary files, as named by [`temp_beside`].
+const TEMP_KINDS: [&str; 2] = ["new", "compact"];
+/// Length of the random suffix `tempfile` appends.
+const TEMP_RANDOM_LEN: usize = 6;
+
+/// Whether `file_name` is a temporary file made beside `path` by [`temp_beside`] (exactly
+/// the prefix, a kind, `-` and the random suffix, so another file's temporaries never match).
+fn is_temp_of(path: &Path, file_name: &str) -> bool {
+    TEMP_KINDS.iter().any(|kind| {
+        file_name
+            .strip_prefix(&format!("{}-", temp_prefix(path, kind)))
+            .is_some_and(|random| {
+                random.len() == TEMP_RANDOM_LEN && random.bytes().all(|b| b.is_ascii_alphanumeric())
+            })
+    })
 }
 
 /// Remove temporary files a killed writer of `path` left behind. Only the holder of the
 /// writer lock calls this, and only writers holding the lock make such files.
 pub(super) fn remove_stale_temps(path: &Path) {
-    let prefix = temp_prefix(path, "");
     let Ok(entries) = std::fs::read_dir(parent_dir(path)) else {
         return;
     };
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+        if is_temp_of(path, &entry.file_name().to_string_lossy()) {
             // Best effort: a file that cannot be removed is only wasted space.
             let _ = std::fs::remove_file(entry.path());
         }
@@ -161,5 +178,21 @@ impl Store {
             sync_parent_dir(path)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_files_temporaries_match() {
+        let p = Path::new("/d/a");
+        assert!(is_temp_of(p, ".a.cimg-tmp-new-Ab12cD"));
+        assert!(is_temp_of(p, ".a.cimg-tmp-compact-xYz789"));
+        assert!(!is_temp_of(p, ".a.cimg-tmp-compact-xYz78"));
+        assert!(!is_temp_of(p, ".a.cimg-tmp-x.cimg-tmp-compact-xYz789"));
+        assert!(!is_temp_of(p, ".b.cimg-tmp-new-Ab12cD"));
+        assert!(!is_temp_of(p, "a"));
     }
 }
