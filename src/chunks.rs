@@ -134,3 +134,49 @@ impl<'a, T: Sample> Batch<'a, T> {
         self.txn.commit()
     }
 }
+
+/// Chunk writes to several channels of an [`Image`](crate::Image), committed together by
+/// [`commit`](ImageBatch::commit) (readers see all of them or none); dropping the batch
+/// discards them.
+pub struct ImageBatch<'a, T> {
+    txn: Txn<'a>,
+    threads: usize,
+    _element: PhantomData<fn(T)>,
+}
+
+impl<'a, T: Sample> ImageBatch<'a, T> {
+    pub(crate) fn new(txn: Txn<'a>, threads: usize) -> Self {
+        ImageBatch {
+            txn,
+            threads,
+            _element: PhantomData,
+        }
+    }
+
+    /// Stage chunk `index` of the channel at position `channel` (checked exactly as
+    /// [`Channel::set_chunk`](crate::Channel::set_chunk)).
+    ///
+    /// # Errors
+    /// [`Error::IndexOutOfRange`](crate::Error::IndexOutOfRange) for a channel or chunk
+    /// index; as `set_chunk`. A failed call leaves the batch as it was.
+    pub fn set_chunk(&mut self, channel: usize, index: usize, data: &[T]) -> Result {
+        let channels = &self.txn.catalog().channels;
+        let len = channels.len();
+        let desc = channels.get(channel).ok_or(crate::Error::IndexOutOfRange {
+            what: "channel",
+            index: channel,
+            len,
+        })?;
+        let prepared = prepare_chunk(desc, index, bytemuck::cast_slice(data), self.threads)?;
+        let id = desc.id;
+        self.txn.put(id, index, &prepared)
+    }
+
+    /// Commit every staged chunk at once.
+    ///
+    /// # Errors
+    /// I/O errors, which poison the handle.
+    pub fn commit(self) -> Result {
+        self.txn.commit()
+    }
+}

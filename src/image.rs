@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::any_channel::{AnyChannel, default_threads, new_desc, write_chunks};
 use crate::channel::Channel;
+use crate::chunks::ImageBatch;
 use crate::codec::Settings;
 use crate::error::{Error, Result};
 use crate::format::Catalog;
@@ -372,6 +373,14 @@ impl<T: Sample> Image<T> {
         let mut txn = self.store.begin()?;
         txn.set_metadata(metadata);
         txn.commit()
+    }
+
+    /// Start a batch of chunk writes across channels, committed as one.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`], [`Error::Poisoned`], [`Error::BatchInProgress`].
+    pub fn batch(&self) -> Result<ImageBatch<'_, T>> {
+        Ok(ImageBatch::new(self.store.begin()?, self.threads))
     }
 
     /// Every channel decompressed, in order, all from one commit.

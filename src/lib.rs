@@ -111,7 +111,7 @@ mod store;
 
 pub use any_channel::AnyChannel;
 pub use channel::Channel;
-pub use chunks::{Batch, ChunkMut, ChunkRef};
+pub use chunks::{Batch, ChunkMut, ChunkRef, ImageBatch};
 pub use codec::{Codec, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL, Settings};
 pub use error::{Error, Result};
 pub use format::{FORMAT_MAJOR, FORMAT_MINOR};

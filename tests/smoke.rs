@@ -105,3 +105,40 @@ fn inspect_reports_dtype_names_and_geometry() {
     assert_eq!(info.channels[1].name, "");
     assert_eq!(info.channels[1].geometry.num_chunks(), 1);
 }
+
+#[test]
+fn image_batch_commits_chunks_of_several_channels_at_once() {
+    let img = Image::<u16>::new(8, 8).unwrap();
+    let s = Settings::default().chunk_size(8 * 2 * 4);
+    img.add_lazy_channel(0, Some("a"), s).unwrap();
+    img.add_lazy_channel(0, Some("b"), s).unwrap();
+    let generation = img.stats().unwrap().generation;
+    let mut batch = img.batch().unwrap();
+    batch.set_chunk(0, 1, &[5; 32]).unwrap();
+    batch
+        .set_chunk(1, 0, &(0..32).collect::<Vec<u16>>())
+        .unwrap();
+    assert!(matches!(
+        batch.set_chunk(2, 0, &[0; 32]),
+        Err(Error::IndexOutOfRange { .. })
+    ));
+    assert!(matches!(
+        batch.set_chunk(0, 0, &[0; 31]),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert_eq!(
+        img.channel(0).unwrap().get_chunk_vec(1).unwrap(),
+        vec![0; 32],
+        "not before commit"
+    );
+    batch.commit().unwrap();
+    assert_eq!(img.stats().unwrap().generation, generation + 1);
+    assert_eq!(
+        img.channel(0).unwrap().get_chunk_vec(1).unwrap(),
+        vec![5; 32]
+    );
+    assert_eq!(
+        img.channel(1).unwrap().get_chunk_vec(0).unwrap(),
+        (0..32).collect::<Vec<u16>>()
+    );
+}
