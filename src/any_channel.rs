@@ -12,10 +12,7 @@ use crate::format::{Catalog, ChannelDesc, TableEntry};
 use crate::geometry::Geometry;
 use crate::io::Backend;
 use crate::sample::Dtype;
-use crate::store::{
-    Access, AutoCompact, Compaction, Durability, Snapshot, Stats, Store, Txn, Verification,
-    WrapBackend, check_len, no_wrap, prepare_chunk,
-};
+use crate::store::{Access, Snapshot, Store, Txn, WrapBackend, check_len, no_wrap, prepare_chunk};
 
 /// A handle to one channel of an open file, standalone or part of an image.
 ///
@@ -59,6 +56,8 @@ pub(crate) fn new_desc(
 }
 
 impl AnyChannel {
+    crate::file_methods::file_methods!();
+
     pub(crate) fn from_store(store: Arc<Store>, id: u32) -> AnyChannel {
         AnyChannel {
             store,
@@ -458,70 +457,6 @@ impl AnyChannel {
         txn.commit()
     }
 
-    /// Make every commit durable (fsync). Read-only handles: no-op.
-    ///
-    /// # Errors
-    /// I/O errors, which poison the handle; [`Error::Poisoned`].
-    pub fn sync(&self) -> Result {
-        self.store.sync()
-    }
-
-    /// Choose when commits become durable (default [`Durability::OnSync`]).
-    ///
-    /// # Errors
-    /// [`Error::ReadOnly`].
-    pub fn set_durability(&self, durability: Durability) -> Result {
-        self.store.set_durability(durability)
-    }
-
-    /// Move a read-only handle to the newest commit of the file; returns whether it
-    /// changed. A read-write handle always has the newest commit.
-    ///
-    /// # Errors
-    /// I/O errors.
-    pub fn refresh(&self) -> Result<bool> {
-        self.store.refresh()
-    }
-
-    /// Check every record of the current commit of the file this channel lives in: all
-    /// checksums, blosc2 headers against the geometry, and that no two records overlap.
-    ///
-    /// # Errors
-    /// I/O errors; problems found are listed in the result, not returned as errors.
-    pub fn verify(&self) -> Result<Verification> {
-        self.store.verify()
-    }
-
-    /// Rewrite the file this channel lives in without dead space: the live records go to a
-    /// new file in the same directory, which is synced and renamed over the old one (never
-    /// truncated in place). Handles of this process continue on the new file at once;
-    /// read-only handles in other processes keep their snapshot of the old file and move
-    /// to the new one on [`refresh`](Self::refresh).
-    ///
-    /// # Errors
-    /// [`Error::ReadOnly`], [`Error::Poisoned`], [`Error::BatchInProgress`]; I/O errors
-    /// (the old file is then untouched).
-    pub fn compact(&self) -> Result<Compaction> {
-        self.store.compact()
-    }
-
-    /// Compact automatically after a commit once the given threshold of dead space is
-    /// reached (`None`, the default, turns it off).
-    ///
-    /// # Errors
-    /// [`Error::ReadOnly`].
-    pub fn set_auto_compact(&self, auto: Option<AutoCompact>) -> Result {
-        self.store.set_auto_compact(auto)
-    }
-
-    /// Space accounting of the file this channel lives in.
-    ///
-    /// # Errors
-    /// I/O errors.
-    pub fn stats(&self) -> Result<Stats> {
-        self.store.stats()
-    }
-
     /// Write this channel, as of the current commit and without dead space, to a new
     /// channel file at `path` (replacing any file there). The handle stays on its own file.
     ///
@@ -529,11 +464,6 @@ impl AnyChannel {
     /// [`Error::Locked`] if another handle writes `path`; I/O errors.
     pub fn save_as(&self, path: impl AsRef<Path>) -> Result {
         self.store.save_as(path.as_ref(), Some(self.id))
-    }
-
-    /// The file's path; `None` for an anonymous (temporary) channel.
-    pub fn path(&self) -> Option<&Path> {
-        self.store.path()
     }
 
     /// Whether this handle can write.

@@ -13,9 +13,7 @@ use crate::format::Catalog;
 use crate::geometry::check_size;
 use crate::io::Backend;
 use crate::sample::{Sample, fill_bits};
-use crate::store::{
-    Access, AutoCompact, Compaction, Durability, Stats, Store, Verification, WrapBackend, no_wrap,
-};
+use crate::store::{Access, Store, WrapBackend, no_wrap};
 
 /// An image: an ordered list of channels of element type `T`, all `width × height`, with
 /// optional channel names and JSON metadata, stored in one file.
@@ -32,6 +30,8 @@ pub struct Image<T: Sample> {
 }
 
 impl<T: Sample> Image<T> {
+    crate::file_methods::file_methods!();
+
     fn empty(
         path: Option<&Path>,
         width: usize,
@@ -464,72 +464,11 @@ impl<T: Sample> Image<T> {
         Ok(())
     }
 
-    /// Make every commit durable (fsync).
-    ///
-    /// # Errors
-    /// I/O errors, which poison the handle.
-    pub fn sync(&self) -> Result {
-        self.store.sync()
-    }
-
-    /// Choose when commits become durable.
-    ///
-    /// # Errors
-    /// [`Error::ReadOnly`].
-    pub fn set_durability(&self, durability: Durability) -> Result {
-        self.store.set_durability(durability)
-    }
-
-    /// Move a read-only handle to the newest commit; returns whether it changed.
-    ///
-    /// # Errors
-    /// I/O errors.
-    pub fn refresh(&self) -> Result<bool> {
-        self.store.refresh()
-    }
-
-    /// Check every record of the current commit (see [`AnyChannel::verify`]).
-    ///
-    /// # Errors
-    /// I/O errors.
-    pub fn verify(&self) -> Result<Verification> {
-        self.store.verify()
-    }
-
-    /// Rewrite the file without dead space (see [`AnyChannel::compact`]).
-    ///
-    /// # Errors
-    /// As [`AnyChannel::compact`].
-    pub fn compact(&self) -> Result<Compaction> {
-        self.store.compact()
-    }
-
-    /// Compact automatically once a dead-space threshold is reached (`None`: off, the default).
-    ///
-    /// # Errors
-    /// [`Error::ReadOnly`].
-    pub fn set_auto_compact(&self, auto: Option<AutoCompact>) -> Result {
-        self.store.set_auto_compact(auto)
-    }
-
-    /// Space accounting of the file.
-    ///
-    /// # Errors
-    /// I/O errors.
-    pub fn stats(&self) -> Result<Stats> {
-        self.store.stats()
-    }
-
     /// Write the image as of the current commit, without dead space, to `path`.
     ///
     /// # Errors
     /// [`Error::Locked`] if another handle writes `path`; I/O errors.
     pub fn save_as(&self, path: impl AsRef<Path>) -> Result {
         self.store.save_as(path.as_ref(), None)
-    }
-
-    /// The file's path; `None` for an anonymous image.
-    pub fn path(&self) -> Option<&Path> {
-        self.store.path()
     }
 }

@@ -101,6 +101,7 @@ mod channel;
 mod chunks;
 mod codec;
 mod error;
+mod file_methods;
 mod format;
 mod geometry;
 mod image;

@@ -16,7 +16,7 @@ const GROW_STEP: u64 = 64 * 1024;
 #[non_exhaustive]
 pub enum Durability {
     /// Commits are atomic and visible at once, and survive a process crash; they survive
-    /// power loss once [`sync`](crate::Channel::sync) returns (or the handle is dropped).
+    /// power loss once [`sync`](crate::AnyChannel::sync) returns (or the handle is dropped).
     /// A power loss before that opens at an earlier, complete commit.
     #[default]
     OnSync,

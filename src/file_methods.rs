@@ -1,0 +1,81 @@
+//! The file-level methods every handle type has (channels and images share one file
+//! type underneath, [`crate::store`]), written once.
+
+/// Inherent methods over `self.store` for a handle type.
+macro_rules! file_methods {
+    () => {
+        /// Make every commit durable (fsync). Read-only handles: no-op.
+        ///
+        /// # Errors
+        /// I/O errors, which poison the handle; [`Error::Poisoned`](crate::Error::Poisoned).
+        pub fn sync(&self) -> crate::Result {
+            self.store.sync()
+        }
+
+        /// Choose when commits become durable (default
+        /// [`Durability::OnSync`](crate::Durability::OnSync)).
+        ///
+        /// # Errors
+        /// [`Error::ReadOnly`](crate::Error::ReadOnly).
+        pub fn set_durability(&self, durability: crate::Durability) -> crate::Result {
+            self.store.set_durability(durability)
+        }
+
+        /// Move a read-only handle to the newest commit of the file (following a
+        /// compaction to its new file); returns whether it changed. A read-write handle
+        /// always has the newest commit.
+        ///
+        /// # Errors
+        /// I/O errors.
+        pub fn refresh(&self) -> crate::Result<bool> {
+            self.store.refresh()
+        }
+
+        /// Check every record of the file's current commit: all checksums, blosc2 headers
+        /// against the geometry, and that no two records overlap.
+        ///
+        /// # Errors
+        /// I/O errors; problems found are listed in the result, not returned as errors.
+        pub fn verify(&self) -> crate::Result<crate::Verification> {
+            self.store.verify()
+        }
+
+        /// Rewrite the file without dead space: the live records go to a new file in the
+        /// same directory, which is synced and renamed over the old one (never truncated in
+        /// place). Handles of this process continue on the new file at once; read-only
+        /// handles in other processes keep their snapshot of the old file and move to the
+        /// new one on `refresh`.
+        ///
+        /// # Errors
+        /// [`Error::ReadOnly`](crate::Error::ReadOnly), [`Error::Poisoned`](crate::Error::Poisoned),
+        /// [`Error::BatchInProgress`](crate::Error::BatchInProgress); I/O errors (the old
+        /// file is then untouched).
+        pub fn compact(&self) -> crate::Result<crate::Compaction> {
+            self.store.compact()
+        }
+
+        /// Compact automatically after a commit once the given threshold of dead space is
+        /// reached (`None`, the default, turns it off).
+        ///
+        /// # Errors
+        /// [`Error::ReadOnly`](crate::Error::ReadOnly).
+        pub fn set_auto_compact(&self, auto: Option<crate::AutoCompact>) -> crate::Result {
+            self.store.set_auto_compact(auto)
+        }
+
+        /// Space accounting of the file.
+        ///
+        /// # Errors
+        /// I/O errors.
+        pub fn stats(&self) -> crate::Result<crate::Stats> {
+            self.store.stats()
+        }
+
+        /// The file's path; `None` for an anonymous (temporary) file.
+        pub fn path(&self) -> Option<&std::path::Path> {
+            self.store.path()
+        }
+    };
+}
+
+pub(crate) use file_methods;
