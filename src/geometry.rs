@@ -152,7 +152,7 @@ impl Geometry {
     pub fn chunk_elems_at(&self, index: usize) -> usize {
         self.chunk_rows(index) * self.width
     }
-    /// Bytes in chunk `index` (unchecked).
+    /// Bytes in chunk `index`; 0 for an index past the end.
     pub fn chunk_bytes_at(&self, index: usize) -> usize {
         self.chunk_elems_at(index) * self.elem_size
     }
@@ -255,5 +255,19 @@ mod tests {
         assert!(Geometry::new(5_000_000, 1, 1, MIB4).is_err());
         assert!(Geometry::new(usize::MAX / 2, 3, 4, MIB4).is_err());
         assert!(Geometry::new(100_000, 100_000, 1, 3_000_000_000).is_err());
+    }
+
+    #[test]
+    fn indices_past_the_end_have_no_rows_instead_of_panicking() {
+        let g = Geometry::new(10, 5, 4, 80).unwrap();
+        assert_eq!(
+            (
+                g.chunk_rows(3),
+                g.chunk_elems_at(3),
+                g.chunk_bytes_at(usize::MAX)
+            ),
+            (0, 0, 0)
+        );
+        assert_eq!(g.chunk_start_row(usize::MAX), usize::MAX);
     }
 }
