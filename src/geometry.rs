@@ -139,16 +139,16 @@ impl Geometry {
     pub fn chunk_bytes(&self) -> usize {
         self.chunk_elems() * self.elem_size
     }
-    /// First scanline of chunk `index` (unchecked: `index` must be below `num_chunks`).
+    /// First scanline of chunk `index` (saturating for an index past the end).
     pub fn chunk_start_row(&self, index: usize) -> usize {
-        index * self.rows_per_chunk
+        index.saturating_mul(self.rows_per_chunk)
     }
-    /// Scanlines in chunk `index` (unchecked).
+    /// Scanlines in chunk `index`; 0 for an index past the end.
     pub fn chunk_rows(&self, index: usize) -> usize {
         self.rows_per_chunk
-            .min(self.height - self.chunk_start_row(index))
+            .min(self.height.saturating_sub(self.chunk_start_row(index)))
     }
-    /// Elements in chunk `index` (unchecked).
+    /// Elements in chunk `index`; 0 for an index past the end.
     pub fn chunk_elems_at(&self, index: usize) -> usize {
         self.chunk_rows(index) * self.width
     }
