@@ -323,7 +323,7 @@ impl AnyChannel {
             .iter()
             .map(|e| {
                 if let TableEntry::Blob { len, .. } = e {
-                    *len as usize
+                    len as usize
                 } else {
                     size
                 }
@@ -338,7 +338,10 @@ impl AnyChannel {
     pub fn is_lazy(&self, index: usize) -> Result<bool> {
         let (snap, pos) = self.view()?;
         snap.catalog.channels[pos].geometry.check_index(index)?;
-        Ok(!matches!(snap.tables[pos][index], TableEntry::Blob { .. }))
+        Ok(!matches!(
+            snap.tables[pos].get(index),
+            TableEntry::Blob { .. }
+        ))
     }
 
     /// Threads used by whole-channel operations and inside single chunks.

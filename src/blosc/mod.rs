@@ -90,6 +90,10 @@ pub(crate) struct ChunkHeader {
     pub nbytes: u32,
     pub blocksize: u32,
     pub cbytes: u32,
+    /// Byte 30: bit 0 = variable-length blocks.
+    pub flags2: u8,
+    /// Byte 31: bit 0 dictionary, bit 3 lazy chunk, bits 4–6 special value.
+    pub blosc2_flags: u8,
 }
 
 /// Header length of every chunk this library writes (the blosc2 extended header).
@@ -97,8 +101,11 @@ pub(crate) const HEADER_LEN: usize = 32;
 /// `flags` bits 0 and 2 both set mark the 32-byte extended (Blosc2) header.
 const EXTENDED_HEADER_FLAGS: u8 = 0b101;
 /// `flags` bit 1: the payload is stored raw after the header.
-#[cfg(test)]
 pub(crate) const MEMCPYED_FLAG: u8 = 0b10;
+/// `flags2` bit 0: variable-length blocks (never written by this library).
+const VARIABLE_BLOCKS_FLAG: u8 = 0b1;
+/// `blosc2_flags`: dictionary (bit 0), lazy chunk (bit 3), special values (bits 4–6).
+const UNSUPPORTED_BLOSC2_FLAGS: u8 = 0b0111_1001;
 
 impl ChunkHeader {
     /// Parse the first 16 bytes; `None` if `chunk` is shorter than a full header.
@@ -112,18 +119,27 @@ impl ChunkHeader {
             nbytes: u32_at(4),
             blocksize: u32_at(8),
             cbytes: u32_at(12),
+            flags2: h[30],
+            blosc2_flags: h[31],
         })
     }
 
-    /// Check the header against what the table and geometry say the chunk must be, before
-    /// the chunk is handed to c-blosc2 (which trusts these fields).
-    pub(crate) fn check(&self, payload_len: usize, raw_len: usize, typesize: usize) -> Result {
+    /// Check the header (and, for compressed chunks, the block offsets) against what the
+    /// table and geometry say the chunk must be, before the chunk is handed to c-blosc2,
+    /// which trusts these fields. `chunk` is the whole blosc2 chunk.
+    pub(crate) fn check(&self, chunk: &[u8], raw_len: usize, typesize: usize) -> Result {
         let fail = |what: &str| Err(Error::corrupted(format!("blosc2 chunk header: {what}")));
+        let payload_len = chunk.len();
         if !(3..=5).contains(&self.version) {
             return fail("unknown format version");
         }
         if self.flags & EXTENDED_HEADER_FLAGS != EXTENDED_HEADER_FLAGS {
             return fail("not an extended (Blosc2) header");
+        }
+        if self.flags2 & VARIABLE_BLOCKS_FLAG != 0
+            || self.blosc2_flags & UNSUPPORTED_BLOSC2_FLAGS != 0
+        {
+            return fail("variable blocks, a dictionary, a lazy or a special-value chunk");
         }
         if self.typesize as usize != typesize {
             return fail("typesize differs from the channel's element size");
@@ -136,6 +152,26 @@ impl ChunkHeader {
         }
         if self.blocksize == 0 || self.blocksize as usize > raw_len.max(1) {
             return fail("block size out of range");
+        }
+        if self.flags & MEMCPYED_FLAG != 0 {
+            // Raw samples follow the header; c-blosc2 copies them without bounds checks.
+            if payload_len != raw_len + HEADER_LEN {
+                return fail("stored-raw chunk whose length is not header + samples");
+            }
+            return Ok(());
+        }
+        // Every block starts inside the chunk, after the block-offset array.
+        let nblocks = raw_len.div_ceil(self.blocksize as usize);
+        let body = HEADER_LEN + 4 * nblocks;
+        let Some(starts) = chunk.get(HEADER_LEN..body) else {
+            return fail("block offsets past the end of the chunk");
+        };
+        let in_bounds = starts.chunks_exact(4).all(|b| {
+            let start = i32::from_le_bytes(b.try_into().expect("4 bytes"));
+            usize::try_from(start).is_ok_and(|s| s >= body && s < payload_len)
+        });
+        if !in_bounds {
+            return fail("a block starts outside the chunk");
         }
         Ok(())
     }
@@ -157,7 +193,7 @@ mod tests {
             let mut chunk = Vec::new();
             compress(params(codec, 4), bytes, &mut chunk).unwrap();
             let header = ChunkHeader::parse(&chunk).unwrap();
-            header.check(chunk.len(), bytes.len(), 4).unwrap();
+            header.check(&chunk, bytes.len(), 4).unwrap();
             let mut out = vec![0u8; bytes.len()];
             decompress_into(&chunk, &mut out, 1).unwrap();
             assert_eq!(out, bytes, "{codec}");
@@ -187,10 +223,10 @@ mod tests {
         let mut chunk = Vec::new();
         compress(params(Codec::Zstd, 2), &bytes, &mut chunk).unwrap();
         let h = ChunkHeader::parse(&chunk).unwrap();
-        assert!(h.check(chunk.len(), 1000, 2).is_ok());
-        assert!(h.check(chunk.len(), 998, 2).is_err());
-        assert!(h.check(chunk.len() + 1, 1000, 2).is_err());
-        assert!(h.check(chunk.len(), 1000, 4).is_err());
+        assert!(h.check(&chunk, 1000, 2).is_ok());
+        assert!(h.check(&chunk, 998, 2).is_err());
+        assert!(h.check(&chunk[..chunk.len() - 1], 1000, 2).is_err());
+        assert!(h.check(&chunk, 1000, 4).is_err());
         assert!(ChunkHeader::parse(&chunk[..31]).is_none());
     }
 }

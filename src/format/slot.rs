@@ -3,6 +3,10 @@
 use super::{FORMAT_MAJOR, FORMAT_MINOR, LeReader, LeWriter, MAGIC, REGION_START, crc32};
 use crate::error::{Error, Result};
 
+/// Largest valid generation: far beyond any real history (one commit per nanosecond for
+/// 290 years), and low enough that the next generation can always be computed.
+pub(crate) const MAX_GENERATION: u64 = 1 << 62;
+
 /// Length of a slot record.
 pub(crate) const SLOT_LEN: usize = 256;
 const CRC_OFFSET: usize = SLOT_LEN - 4;
@@ -77,8 +81,11 @@ impl Slot {
             catalog_len: r.u32(),
             catalog_crc: r.u32(),
         };
-        if slot.generation == 0 {
-            return Err(Error::corrupted("slot generation 0"));
+        if slot.generation == 0 || slot.generation > MAX_GENERATION {
+            return Err(Error::corrupted(format!(
+                "slot generation {} out of range",
+                slot.generation
+            )));
         }
         if slot.committed_end < REGION_START || slot.committed_end > file_len {
             return Err(Error::corrupted(format!(
@@ -135,6 +142,20 @@ mod tests {
             Slot::decode(&b, 9000),
             Err(Error::UnsupportedVersion { major: 2, .. })
         ));
+    }
+
+    #[test]
+    fn generation_beyond_the_limit_is_corrupt() {
+        let s = Slot {
+            generation: MAX_GENERATION + 1,
+            ..sample()
+        };
+        assert!(Slot::decode(&s.encode(), 9000).is_err());
+        let s = Slot {
+            generation: MAX_GENERATION,
+            ..sample()
+        };
+        assert!(Slot::decode(&s.encode(), 9000).is_ok());
     }
 
     #[test]

@@ -60,7 +60,7 @@ impl Store {
                 match entry {
                     TableEntry::Default => {}
                     TableEntry::Fill { bits, .. } => {
-                        txn.put(desc.id, index, &Prepared::Fill(*bits))?
+                        txn.put(desc.id, index, &Prepared::Fill(bits))?
                     }
                     TableEntry::Blob { .. } => {
                         let entry = txn.append_blob(desc.id, index, snap.blob(pos, index)?)?;

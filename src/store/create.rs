@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 
+use super::table::Table;
 use super::writer::Writer;
 use super::{Snapshot, Store, WrapBackend, no_wrap, sync_parent_dir};
 use crate::error::{Error, Result};
-use crate::format::{Catalog, REGION_START, Slot, TableEntry};
+use crate::format::{Catalog, REGION_START, Slot};
 use crate::io::{Backend, FileBackend, Mapping, WriterLock};
 
 /// How a fresh store is set up.
@@ -113,7 +114,7 @@ impl Store {
             tables: catalog
                 .channels
                 .iter()
-                .map(|c| vec![TableEntry::Default; c.geometry.num_chunks()].into())
+                .map(|c| Table::all_default(c.geometry.num_chunks()))
                 .collect(),
             catalog: catalog.clone(),
             metadata: Arc::new(serde_json::Value::Null),

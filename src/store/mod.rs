@@ -4,6 +4,7 @@
 mod copy;
 mod create;
 mod snapshot;
+mod table;
 mod txn;
 mod verify;
 mod writer;

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::table::Table;
 use crate::blosc::{self, ChunkHeader};
 use crate::error::{Error, Result};
 use crate::format::{
@@ -23,7 +24,7 @@ pub(crate) struct Snapshot {
     pub page: usize,
     pub catalog: Catalog,
     /// One table per channel, parallel to `catalog.channels`.
-    pub tables: Vec<Arc<[TableEntry]>>,
+    pub tables: Vec<Table>,
     pub metadata: Arc<serde_json::Value>,
     pub map: Arc<Mapping>,
 }
@@ -65,7 +66,7 @@ impl Snapshot {
         for (pos, desc) in catalog.channels.iter().enumerate() {
             let table = load_table(&map, &slot, desc)?;
             for (index, entry) in table.iter().enumerate() {
-                check_blob_entry(&map, &slot, desc, pos, index, entry, verify_unsynced)?;
+                check_blob_entry(&map, &slot, desc, pos, index, &entry, verify_unsynced)?;
             }
             tables.push(table);
         }
@@ -100,7 +101,7 @@ impl Snapshot {
         desc.geometry.check_index(index)?;
         check_len(out.len(), desc.geometry.chunk_bytes_at(index))?;
         let size = desc.dtype.size();
-        match self.tables[pos][index] {
+        match self.tables[pos].get(index) {
             TableEntry::Default => fill_bytes(out, desc.default_fill, size),
             TableEntry::Fill { bits, .. } => fill_bytes(out, bits, size),
             TableEntry::Blob { .. } => {
@@ -121,7 +122,7 @@ impl Snapshot {
     ) -> Result {
         let desc = &self.catalog.channels[pos];
         let size = desc.dtype.size();
-        match self.tables[pos][index] {
+        match self.tables[pos].get(index) {
             TableEntry::Default => fill_bytes(out, desc.default_fill, size),
             TableEntry::Fill { bits, .. } => fill_bytes(out, bits, size),
             TableEntry::Blob { .. } => {
@@ -137,7 +138,7 @@ impl Snapshot {
         let desc = &self.catalog.channels[pos];
         let TableEntry::Blob {
             offset, len, crc, ..
-        } = self.tables[pos][index]
+        } = self.tables[pos].get(index)
         else {
             unreachable!("caller matched a blob entry")
         };
@@ -152,7 +153,7 @@ impl Snapshot {
         let header = ChunkHeader::parse(payload)
             .ok_or_else(|| Error::corrupted("blob shorter than a blosc2 header"))?;
         header.check(
-            payload.len(),
+            payload,
             desc.geometry.chunk_bytes_at(index),
             desc.dtype.size(),
         )?;
@@ -169,7 +170,7 @@ impl Snapshot {
                 .iter()
                 .map(|e| {
                     if let TableEntry::Blob { len, .. } = e {
-                        rec(*len)
+                        rec(len)
                     } else {
                         0
                     }
@@ -260,10 +261,10 @@ fn record<'m>(
     Ok((stored_aux, payload))
 }
 
-fn load_table(map: &Mapping, slot: &Slot, desc: &ChannelDesc) -> Result<Arc<[TableEntry]>> {
+fn load_table(map: &Mapping, slot: &Slot, desc: &ChannelDesc) -> Result<Table> {
     let g = &desc.geometry;
     let Some(r) = desc.table else {
-        return Ok(vec![TableEntry::Default; g.num_chunks()].into());
+        return Ok(Table::all_default(g.num_chunks()));
     };
     let (count, bytes) = record(map, slot, r, RecordKind::Table, desc.id)?;
     if count as usize != g.num_chunks() {
@@ -287,7 +288,8 @@ fn load_table(map: &Mapping, slot: &Slot, desc: &ChannelDesc) -> Result<Arc<[Tab
                 _ => Ok(entry),
             }
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()
+        .map(Table::from)
 }
 
 /// Structural checks of one blob entry; with `verify`, its record and CRC too when the

@@ -10,6 +10,7 @@ use std::sync::{Arc, MutexGuard};
 
 use super::Store;
 use super::snapshot::{Snapshot, blob_header, check_len};
+use super::table::Table;
 use super::writer::{Durability, Writer};
 use crate::blosc::{self, CompressParams};
 use crate::error::{Error, Result};
@@ -233,7 +234,7 @@ impl<'a> Txn<'a> {
                 |c| match (self.tables.remove(&c.id), self.base.position(c.id)) {
                     (Some(t), _) => t.into(),
                     (None, Ok(pos)) => self.base.tables[pos].clone(),
-                    (None, Err(_)) => vec![TableEntry::Default; c.geometry.num_chunks()].into(),
+                    (None, Err(_)) => Table::all_default(c.geometry.num_chunks()),
                 },
             )
             .collect();

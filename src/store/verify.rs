@@ -53,7 +53,7 @@ impl Store {
                 bytes_checked += u64::from(t.len);
             }
             for (index, entry) in snap.tables[pos].iter().enumerate() {
-                if let TableEntry::Blob { offset, len, .. } = *entry {
+                if let TableEntry::Blob { offset, len, .. } = entry {
                     ranges.push((
                         offset,
                         record_len(len),
