@@ -442,7 +442,7 @@ impl AnyChannel {
             if start_row == 0 && part.len() == g.chunk_bytes_at(index) {
                 snap.read_chunk(pos, index, part, self.threads)?;
             } else {
-                snap.read_chunk_part(pos, index, start_row * g.width(), part)?;
+                snap.read_chunk_part(pos, index, start_row * g.width(), part, self.threads)?;
             }
             row += part.len() / row_bytes;
         }

@@ -76,8 +76,16 @@ pub(crate) fn decompress_into(src: &[u8], dst: &mut [u8], nthreads: usize) -> Re
 }
 
 /// Decode the items `[start, start + nitems)` of a validated chunk into `dst`.
-pub(crate) fn get_items_into(src: &[u8], start: usize, nitems: usize, dst: &mut [u8]) -> Result {
-    with_decompressor(1, |ctx| ctx.get_items(src, start, nitems, dst))
+pub(crate) fn get_items_into(
+    src: &[u8],
+    start: usize,
+    nitems: usize,
+    dst: &mut [u8],
+    nthreads: usize,
+) -> Result {
+    // The thread count only selects the cached context (getitem decodes on one thread), so
+    // alternating with whole-chunk reads does not rebuild the context and its thread pool.
+    with_decompressor(nthreads, |ctx| ctx.get_items(src, start, nitems, dst))
 }
 
 /// The documented fields of a blosc2 chunk header (README_CHUNK_FORMAT), parsed in Rust so
@@ -198,7 +206,7 @@ mod tests {
             decompress_into(&chunk, &mut out, 1).unwrap();
             assert_eq!(out, bytes, "{codec}");
             let mut part = vec![0u8; 40];
-            get_items_into(&chunk, 1000, 10, &mut part).unwrap();
+            get_items_into(&chunk, 1000, 10, &mut part, 1).unwrap();
             assert_eq!(part, bytes[4000..4040]);
         }
     }

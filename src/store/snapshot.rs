@@ -119,15 +119,20 @@ impl Snapshot {
         index: usize,
         start: usize,
         out: &mut [u8],
+        nthreads: usize,
     ) -> Result {
         let desc = &self.catalog.channels[pos];
         let size = desc.dtype.size();
         match self.tables[pos].get(index) {
             TableEntry::Default => fill_bytes(out, desc.default_fill, size),
             TableEntry::Fill { bits, .. } => fill_bytes(out, bits, size),
-            TableEntry::Blob { .. } => {
-                blosc::get_items_into(self.blob(pos, index)?, start, out.len() / size, out)?
-            }
+            TableEntry::Blob { .. } => blosc::get_items_into(
+                self.blob(pos, index)?,
+                start,
+                out.len() / size,
+                out,
+                nthreads,
+            )?,
         }
         Ok(())
     }
