@@ -50,8 +50,9 @@ pub enum Error {
     },
     /// The handle was opened read-only and cannot write.
     ReadOnly,
-    /// An earlier I/O error left this handle unable to write; reopen the file, which
-    /// shows the last commit.
+    /// An earlier I/O error left this handle unable to write. Reopen the file: it opens at
+    /// the newest commit that verifies — the last one, unless the failed write tore the slot
+    /// page holding the commits made since the last `sync`, which then fall back to it.
     Poisoned,
     /// An argument is outside what the operation accepts.
     InvalidArgument {
