@@ -142,3 +142,22 @@ fn image_batch_commits_chunks_of_several_channels_at_once() {
         (0..32).collect::<Vec<u16>>()
     );
 }
+
+#[test]
+fn read_rows_across_a_block_boundary_with_any_thread_count() {
+    let (w, h) = (1024, 16);
+    let data: Vec<f32> = (0..w * h).map(|i| (i / w) as f32).collect();
+    for threads in [1, 2, 4] {
+        let mut c = Channel::new(&data, w, h, Settings::default()).unwrap();
+        c.set_threads(threads).unwrap();
+        for first in 0..=h - 8 {
+            let mut out = vec![0.0f32; 8 * w];
+            c.read_rows(first, &mut out).unwrap();
+            assert_eq!(
+                out,
+                data[first * w..(first + 8) * w],
+                "threads {threads}, first {first}"
+            );
+        }
+    }
+}

@@ -83,9 +83,26 @@ pub(crate) fn get_items_into(
     dst: &mut [u8],
     nthreads: usize,
 ) -> Result {
+    // c-blosc2 2.15.2's getitem returns wrong items for a range that crosses a block
+    // boundary (it decodes the later block for the whole range), so decode block by block.
+    let header = ChunkHeader::parse(src)
+        .ok_or_else(|| Error::corrupted("blob shorter than a blosc2 header"))?;
+    let typesize = usize::from(header.typesize.max(1));
+    let block_items = (header.blocksize as usize / typesize).max(1);
     // The thread count only selects the cached context (getitem decodes on one thread), so
     // alternating with whole-chunk reads does not rebuild the context and its thread pool.
-    with_decompressor(nthreads, |ctx| ctx.get_items(src, start, nitems, dst))
+    with_decompressor(nthreads, |ctx| {
+        let (mut item, end) = (start, start + nitems);
+        let mut out = dst;
+        while item < end {
+            let stop = ((item / block_items + 1) * block_items).min(end);
+            let (part, rest) = std::mem::take(&mut out).split_at_mut((stop - item) * typesize);
+            ctx.get_items(src, item, stop - item, part)?;
+            out = rest;
+            item = stop;
+        }
+        Ok(())
+    })
 }
 
 /// The documented fields of a blosc2 chunk header (README_CHUNK_FORMAT), parsed in Rust so
@@ -208,6 +225,10 @@ mod tests {
             let mut part = vec![0u8; 40];
             get_items_into(&chunk, 1000, 10, &mut part, 1).unwrap();
             assert_eq!(part, bytes[4000..4040]);
+            // A range across block boundaries (blocks of 8192 f32 here).
+            let mut part = vec![0u8; 4 * 20_000];
+            get_items_into(&chunk, 8000, 20_000, &mut part, 1).unwrap();
+            assert_eq!(part, bytes[4 * 8000..4 * 28_000], "{codec}");
         }
     }
 
