@@ -15,7 +15,10 @@ use crate::codec::Codec;
 use crate::error::{Error, Result};
 
 thread_local! {
-    static COMPRESSOR: RefCell<Option<(CompressParams, ffi::Context)>> = const { RefCell::new(None) };
+    /// Keyed by parameters and input length: `blosc2_compress_ctx` keeps the block size it
+    /// clamped to one input as the request for the next, so a context is only reused for
+    /// inputs of the same length (every chunk but the last).
+    static COMPRESSOR: RefCell<Option<((CompressParams, usize), ffi::Context)>> = const { RefCell::new(None) };
     static DECOMPRESSOR: RefCell<Option<(i16, ffi::Context)>> = const { RefCell::new(None) };
 }
 
@@ -45,10 +48,11 @@ fn clamp_threads(n: usize) -> i16 {
 
 /// Compress `src` into a complete blosc2 chunk in `dst` (contents replaced).
 pub(crate) fn compress(params: CompressParams, src: &[u8], dst: &mut Vec<u8>) -> Result {
+    let key = (params, src.len());
     COMPRESSOR.with_borrow_mut(|slot| {
-        if slot.as_ref().is_none_or(|(p, _)| *p != params) {
+        if slot.as_ref().is_none_or(|(k, _)| *k != key) {
             *slot = None; // free the old context before making the new one
-            *slot = Some((params, ffi::Context::compressor(params)?));
+            *slot = Some((key, ffi::Context::compressor(params)?));
         }
         let (_, ctx) = slot.as_mut().expect("context set above");
         ctx.compress(src, dst)
