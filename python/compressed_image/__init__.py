@@ -1,0 +1,32 @@
+"""Image channels stored as independently compressed c-blosc2 chunks of whole scanlines.
+
+A drop-in for the compressed-image 1.0.1 Python module (``Codec``, ``Channel``, ``Image``)
+that adds crash-safe single-file persistence (``Channel.create``/``open``,
+``Image.create``/``open``, ``save``, ``refresh``, ``sync``, ``compact``, ``verify``,
+``stats``), context managers, pickling of file-backed handles, and real threads: the GIL
+is released around every (de)compression and I/O call.
+"""
+
+from ._compressed_image import (
+    FORMAT_VERSION,
+    ChannelRemovedError,
+    Channel,
+    Codec,
+    CorruptedError,
+    Image,
+    LockedError,
+    ReadOnlyError,
+    __version__,
+)
+
+__all__ = [
+    "Codec",
+    "Channel",
+    "Image",
+    "CorruptedError",
+    "LockedError",
+    "ReadOnlyError",
+    "ChannelRemovedError",
+    "FORMAT_VERSION",
+    "__version__",
+]

@@ -1,0 +1,33 @@
+//! Python bindings of the `compressed-image` crate: the module `compressed_image`, a
+//! drop-in for the compressed-image 1.0.1 Python API (`Codec`, `Channel`, `Image`) plus
+//! persistence (files, other processes) and real threads (the GIL is released around every
+//! (de)compression and I/O call).
+//!
+//! No `unsafe`: numpy buffers are reached through rust-numpy's checked borrows, which
+//! stay alive (with their arrays) across the GIL-free sections that use them.
+
+mod channel;
+mod codec;
+mod convert;
+mod errors;
+mod image;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _compressed_image(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<codec::PyCodec>()?;
+    m.add_class::<channel::PyChannel>()?;
+    m.add_class::<image::PyImage>()?;
+    m.add("CorruptedError", py.get_type::<errors::CorruptedError>())?;
+    m.add("LockedError", py.get_type::<errors::LockedError>())?;
+    m.add("ReadOnlyError", py.get_type::<errors::ReadOnlyError>())?;
+    m.add(
+        "ChannelRemovedError",
+        py.get_type::<errors::ChannelRemovedError>(),
+    )?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("FORMAT_VERSION", (ci::FORMAT_MAJOR, ci::FORMAT_MINOR))?;
+    Ok(())
+}
