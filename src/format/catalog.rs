@@ -142,11 +142,16 @@ impl Catalog {
             }
             channels.push(desc);
         }
+        let names_present = flags & FLAG_NAMES != 0;
+        if !names_present {
+            // Without the names flag the image has no names, whatever bytes are stored.
+            channels.iter_mut().for_each(|c| c.name.clear());
+        }
         Ok(Catalog {
             width,
             height,
             next_channel_id,
-            names_present: flags & FLAG_NAMES != 0,
+            names_present,
             meta,
             channels,
         })
@@ -252,6 +257,14 @@ mod tests {
     fn catalog_round_trips() {
         let c = sample();
         assert_eq!(Catalog::decode(&c.encode()).unwrap(), c);
+    }
+
+    #[test]
+    fn stored_names_without_the_names_flag_read_as_no_names() {
+        let mut c = sample();
+        c.names_present = false;
+        let decoded = Catalog::decode(&c.encode()).unwrap();
+        assert!(decoded.channels.iter().all(|ch| ch.name.is_empty()));
     }
 
     #[test]

@@ -275,7 +275,10 @@ impl Store {
         candidates.sort_by_key(|(s, _)| std::cmp::Reverse(s.generation));
         for (slot, page) in candidates {
             let map = self.map_covering(&current.map, slot.committed_end, file_len)?;
-            if let Ok(snapshot) = Snapshot::load(slot, page, map, false) {
+            // Blobs newer than this reader's commit are checksummed: a slot already on disk
+            // when no writer runs may reference data a power loss never wrote.
+            if let Ok(snapshot) = Snapshot::load(slot, page, map, Some(current.slot.committed_end))
+            {
                 self.publish(snapshot);
                 return Ok(true);
             }
@@ -364,7 +367,7 @@ fn open_newest(file: &File) -> Result<Snapshot> {
     candidates.sort_by_key(|(s, _)| std::cmp::Reverse(s.generation));
     let mut reasons = Vec::new();
     for (slot, page) in candidates {
-        match Snapshot::load(slot, page, map.clone(), true) {
+        match Snapshot::load(slot, page, map.clone(), Some(0)) {
             Ok(snapshot) => return Ok(snapshot),
             Err(e) => reasons.push(format!("slot {page} (generation {}): {e}", slot.generation)),
         }

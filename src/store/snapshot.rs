@@ -30,15 +30,16 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    /// Load the commit `slot` names and check everything it references. With
-    /// `verify_unsynced`, blobs written after the slot's `durable_end` are checksummed too,
-    /// which tells a complete commit from one whose data was lost in a power failure.
+    /// Load the commit `slot` names and check everything it references. Blobs at or past
+    /// `max(slot.durable_end, verify_from)` are checksummed too, which tells a complete commit
+    /// from one whose data was lost in a power failure (`None`: no blob is checksummed).
     pub(crate) fn load(
         slot: Slot,
         page: usize,
         map: Arc<Mapping>,
-        verify_unsynced: bool,
+        verify_from: Option<u64>,
     ) -> Result<Snapshot> {
+        let verify_from = verify_from.map(|from| from.max(slot.durable_end));
         if map.len() < slot.committed_end {
             return Err(Error::corrupted("commit extends past the mapped file"));
         }
@@ -66,7 +67,7 @@ impl Snapshot {
         for (pos, desc) in catalog.channels.iter().enumerate() {
             let table = load_table(&map, &slot, desc)?;
             for (index, entry) in table.iter().enumerate() {
-                check_blob_entry(&map, &slot, desc, pos, index, &entry, verify_unsynced)?;
+                check_blob_entry(&map, &slot, desc, pos, index, &entry, verify_from)?;
             }
             tables.push(table);
         }
@@ -306,7 +307,7 @@ fn check_blob_entry(
     pos: usize,
     index: usize,
     entry: &TableEntry,
-    verify: bool,
+    verify_from: Option<u64>,
 ) -> Result {
     let TableEntry::Blob {
         offset, len, crc, ..
@@ -320,7 +321,7 @@ fn check_blob_entry(
             "channel {pos} chunk {index}: blob length {len} for {raw} raw bytes"
         )));
     }
-    if verify && offset >= slot.durable_end {
+    if verify_from.is_some_and(|from| offset >= from) {
         let payload = record_payload(map, slot, offset, blob_header(desc, index, len, crc))?;
         if crc32(payload) != crc {
             return Err(Error::corrupted(format!(
