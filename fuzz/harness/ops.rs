@@ -476,6 +476,7 @@ impl<T: Sample> Run<T> {
         }
         let before = self.model.clone();
         let fired_before = self.fault.fired();
+        let generation_before = self.img().stats().expect("stats").generation;
         let size = self.size();
         let (w, h) = (self.width, self.height);
         let nch = self.model.channels.len();
@@ -676,7 +677,12 @@ impl<T: Sample> Run<T> {
                 self.model = intended;
                 assert_eq!(observe(self.img()), self.view(&self.model), "op {op}");
                 self.check_file();
-                if op == 9 || op == 11 || (self.immediate && outcome.commits) {
+                // Durable now: after a sync or a compaction, and after a commit under
+                // `Immediate` — one that was made: a call with nothing to commit (an
+                // empty batch, `update_chunks` changing nothing) syncs nothing, so
+                // earlier unsynced commits stay unsynced.
+                let committed = self.img().stats().expect("stats").generation > generation_before;
+                if op == 9 || op == 11 || (self.immediate && outcome.commits && committed) {
                     self.history.clear();
                 }
                 if outcome.commits || self.history.is_empty() {
