@@ -2873,3 +2873,47 @@ fn a_file_declaring_the_largest_chunk_count_opens_in_bounded_memory() {
         stderr.lines().take(12).collect::<Vec<_>>().join("\n")
     );
 }
+
+/// Regression (fuzz finding F1, fuzz/README.md): `refresh` accepts exactly the commits
+/// `open` accepts. A newer slot that differs from the durable commit only by a lower
+/// durable end claims the durable commit's blobs as unsynced; one of them fails its CRC, so
+/// `open` rejects that slot and falls back, and a refresh of the fallback must not take it
+/// either (it once checked only blobs past the reader's own commit).
+#[test]
+fn refresh_never_moves_to_a_commit_open_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.cimg");
+    let data = ramp16(64 * 8, 3);
+    let settings = Settings::default().chunk_size(64 * 2 * 4);
+    let ch = Channel::<u16>::create_full(&path, 64, 8, 0, settings).unwrap();
+    ch.set_chunk(0, &data[..256]).unwrap();
+    ch.set_chunk(1, &data[256..]).unwrap();
+    ch.sync().unwrap();
+    drop(ch);
+    let mut b = fs::read(&path).unwrap();
+    let (x, y) = (parse_commit(&b, 0), parse_commit(&b, 1));
+    let newest = if x.generation > y.generation { x } else { y };
+    // The other page: a copy of the newest slot, one generation newer, nothing durable.
+    let (from, to) = (newest.page * PAGE, (1 - newest.page) * PAGE);
+    b.copy_within(from..from + SLOT_LEN, to);
+    put64(&mut b, to + 16, newest.generation + 1);
+    put64(&mut b, to + 40, REGION_START as u64);
+    let crc = crc32(&b[to..to + SLOT_CRC_AT]);
+    put32(&mut b, to + SLOT_CRC_AT, crc);
+    // Damage the payload of chunk 1's blob (durable in the newest commit).
+    let blob = newest.channels[0].entries[1]
+        .blob
+        .expect("chunk 1 is a blob");
+    b[blob.payload().start + 40] ^= 1;
+    fs::write(&path, &b).unwrap();
+
+    let ch = Channel::<u16>::open_read_only(&path).unwrap();
+    assert_eq!(ch.stats().unwrap().generation, newest.generation);
+    assert!(!ch.refresh().unwrap(), "refresh took the rejected commit");
+    assert_eq!(ch.stats().unwrap().generation, newest.generation);
+    assert_eq!(ch.get_chunk_vec(0).unwrap(), data[..256]);
+    assert!(matches!(
+        ch.get_chunk_vec(1),
+        Err(Error::ChecksumMismatch { chunk: 1, .. })
+    ));
+}

@@ -38,6 +38,7 @@ fn replay(target: &str, harness: fn(&[u8])) {
         let data = std::fs::read(path).expect("read seed");
         let result = std::panic::catch_unwind(|| harness(&data));
         if let Err(panic) = result {
+            eprintln!("{target} seed {} failed", path.display());
             std::panic::resume_unwind(Box::new(format!(
                 "{target} seed {} failed: {}",
                 path.display(),

@@ -59,10 +59,8 @@ pub fn check_file(path: &Path, threads: usize) -> Option<FileInfo> {
         assert_eq!(c.geometry.elem_size(), c.dtype.size(), "{info:?}");
         assert!(c.level <= 9, "{info:?}");
         if !info.has_names {
-            // Known finding F3 (fuzz/README.md): `ChannelInfo::name` is documented as
-            // empty when the image has no names, but `inspect` returns the stored bytes,
-            // which a v1.0 reader does not check when the names flag is clear (SPEC §5.1).
-            assert!(c.name.is_empty() || !super::strict(), "{info:?}");
+            // Finding F3 (fuzz/README.md): names are empty when the names flag is clear.
+            assert!(c.name.is_empty(), "{info:?}");
         }
     }
     let dtype = info.channels.first().map_or(Dtype::U8, |c| c.dtype);
@@ -129,18 +127,12 @@ fn read_as<T: Sample>(path: &Path, info: &FileInfo, threads: usize) {
         ));
     }
     let _ = img.metadata().to_string();
-    // Nothing writes the file, so there is nothing newer to move to. Known finding F1
-    // (fuzz/README.md): a slot that `open` rejected because an unsynced blob fails its CRC
-    // passes `refresh`, which does not recheck blob CRCs, so the handle moves to that
-    // commit. Tolerated (the handle is reopened) unless CIMG_FUZZ_STRICT is set.
-    if img.refresh().expect("refresh of a read-only handle") {
-        assert!(
-            !super::strict(),
-            "refresh moved a fresh handle to a commit open rejected"
-        );
-        img = Image::<T>::open_read_only(path).expect("reopen");
-        img.set_threads(threads).expect("thread count >= 1");
-    }
+    // Nothing writes the file, so there is nothing newer to move to: `refresh` accepts
+    // exactly the commits `open` accepts (finding F1, fuzz/README.md).
+    assert!(
+        !img.refresh().expect("refresh of a read-only handle"),
+        "refresh moved a fresh handle to a commit open rejected"
+    );
 
     let verification = img.verify().expect("verify reports problems, not errors");
     assert_eq!(verification.generation, info.generation);

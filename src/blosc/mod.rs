@@ -70,8 +70,20 @@ fn with_decompressor<R>(
             *slot = Some((nthreads, ffi::Context::decompressor(nthreads)?));
         }
         let (_, ctx) = slot.as_mut().expect("context set above");
-        f(ctx)
+        let result = f(ctx);
+        if result.is_err() {
+            // A failed decode may leave state in the context (buffers, codec state) that a
+            // later decode of another crafted chunk could observe: start the next one clean.
+            *slot = None;
+        }
+        result
     })
+}
+
+/// Whether this thread holds a decompression context (for tests of its life cycle).
+#[cfg(test)]
+fn has_decompressor() -> bool {
+    DECOMPRESSOR.with_borrow(Option::is_some)
 }
 
 /// Decompress a validated blosc2 chunk into `dst` (exactly its uncompressed length).
@@ -212,6 +224,22 @@ mod tests {
 
     fn params(codec: Codec, typesize: usize) -> CompressParams {
         CompressParams::new(codec, 9, typesize, 32 * 1024, 1)
+    }
+
+    #[test]
+    fn a_failed_decode_drops_the_threads_decompression_context() {
+        let data = vec![7u8; 100_000];
+        let mut chunk = Vec::new();
+        compress(params(Codec::Lz4, 1), &data, &mut chunk).unwrap();
+        let mut out = vec![0u8; data.len()];
+        decompress_into(&chunk, &mut out, 1).unwrap();
+        assert!(has_decompressor());
+        // The wrong output length fails inside c-blosc2.
+        assert!(decompress_into(&chunk, &mut out[..10], 1).is_err());
+        assert!(!has_decompressor());
+        decompress_into(&chunk, &mut out, 1).unwrap();
+        assert_eq!(out, data);
+        assert!(has_decompressor());
     }
 
     #[test]

@@ -275,10 +275,9 @@ impl Store {
         candidates.sort_by_key(|(s, _)| std::cmp::Reverse(s.generation));
         for (slot, page) in candidates {
             let map = self.map_covering(&current.map, slot.committed_end, file_len)?;
-            // Blobs newer than this reader's commit are checksummed: a slot already on disk
-            // when no writer runs may reference data a power loss never wrote.
-            if let Ok(snapshot) = Snapshot::load(slot, page, map, Some(current.slot.committed_end))
-            {
+            // The same acceptance rule as `open` (a slot already on disk when no writer runs
+            // may reference data a power loss never wrote), checksumming only new blobs.
+            if let Ok(snapshot) = Snapshot::load(slot, page, map, Some(&current)) {
                 self.publish(snapshot);
                 return Ok(true);
             }
@@ -367,7 +366,7 @@ fn open_newest(file: &File) -> Result<Snapshot> {
     candidates.sort_by_key(|(s, _)| std::cmp::Reverse(s.generation));
     let mut reasons = Vec::new();
     for (slot, page) in candidates {
-        match Snapshot::load(slot, page, map.clone(), Some(0)) {
+        match Snapshot::load(slot, page, map.clone(), None) {
             Ok(snapshot) => return Ok(snapshot),
             Err(e) => reasons.push(format!("slot {page} (generation {}): {e}", slot.generation)),
         }

@@ -30,16 +30,21 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    /// Load the commit `slot` names and check everything it references. Blobs at or past
-    /// `max(slot.durable_end, verify_from)` are checksummed too, which tells a complete commit
-    /// from one whose data was lost in a power failure (`None`: no blob is checksummed).
+    /// Load the commit `slot` names and check everything it references. Every blob at or
+    /// past `slot.durable_end` is checksummed too, which tells a complete commit from one
+    /// whose data was lost in a power failure.
+    ///
+    /// `known` is a snapshot loaded the same way (the reader's current commit): a blob entry
+    /// identical to one of its entries at or past its own durable end was checksummed when
+    /// `known` was loaded and is not read again, so a refresh costs only the new blobs. The
+    /// answer is the same as without `known` (invariant: a reader's snapshot has every blob
+    /// at or past its durable end checksummed).
     pub(crate) fn load(
         slot: Slot,
         page: usize,
         map: Arc<Mapping>,
-        verify_from: Option<u64>,
+        known: Option<&Snapshot>,
     ) -> Result<Snapshot> {
-        let verify_from = verify_from.map(|from| from.max(slot.durable_end));
         if map.len() < slot.committed_end {
             return Err(Error::corrupted("commit extends past the mapped file"));
         }
@@ -66,7 +71,12 @@ impl Snapshot {
         let mut tables = Vec::with_capacity(catalog.channels.len());
         for (pos, desc) in catalog.channels.iter().enumerate() {
             let table = load_table(&map, &slot, desc)?;
+            let verified = known.and_then(|k| k.verified_table(desc.id));
             for (index, entry) in table.iter().enumerate() {
+                let verify_from = match verified {
+                    Some((table, from)) if table.checksummed(index, &entry, from) => None,
+                    _ => Some(slot.durable_end),
+                };
                 check_blob_entry(&map, &slot, desc, pos, index, &entry, verify_from)?;
             }
             tables.push(table);
@@ -79,6 +89,12 @@ impl Snapshot {
             metadata: Arc::new(metadata),
             map,
         })
+    }
+
+    /// The table of channel `id` and the offset from which its blobs were checksummed.
+    fn verified_table(&self, id: u32) -> Option<(&Table, u64)> {
+        let pos = self.catalog.channels.iter().position(|c| c.id == id)?;
+        Some((&self.tables[pos], self.slot.durable_end))
     }
 
     /// Position of the channel with this id, or [`Error::ChannelRemoved`].
@@ -298,8 +314,8 @@ fn load_table(map: &Mapping, slot: &Slot, desc: &ChannelDesc) -> Result<Table> {
         .map(Table::from)
 }
 
-/// Structural checks of one blob entry; with `verify`, its record and CRC too when the
-/// blob lies past the slot's durable end.
+/// Structural checks of one blob entry; its record and CRC too when the blob lies at or
+/// past `verify_from`.
 fn check_blob_entry(
     map: &Mapping,
     slot: &Slot,
@@ -307,7 +323,7 @@ fn check_blob_entry(
     pos: usize,
     index: usize,
     entry: &TableEntry,
-    verify_from: Option<u64>,
+    verify_from: Option<u64>, // None: never checksum
 ) -> Result {
     let TableEntry::Blob {
         offset, len, crc, ..

@@ -27,6 +27,17 @@ impl Table {
             .map_or(TableEntry::Default, |e| e[index])
     }
 
+    /// Whether `entry` is this table's blob entry `index` and lies at or past `from` (in a
+    /// table whose blobs past `from` were checksummed, it needs no second checksum).
+    pub(crate) fn checksummed(&self, index: usize, entry: &TableEntry, from: u64) -> bool {
+        match *entry {
+            TableEntry::Blob { offset, .. } => {
+                offset >= from && index < self.len && self.get(index) == *entry
+            }
+            _ => false,
+        }
+    }
+
     /// Every entry, in chunk order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = TableEntry> + '_ {
         (0..self.len).map(|i| self.get(i))
