@@ -63,6 +63,19 @@ macro_rules! file_methods {
             self.store.set_auto_compact(auto)
         }
 
+        /// Choose when reads verify a chunk's CRC-32: on the first read of each chunk
+        /// through this handle (the default) or on every read. [`verify`](Self::verify)
+        /// always checks everything.
+        pub fn set_checksum_policy(&self, policy: crate::ChecksumPolicy) {
+            self.store.set_checksum_policy(policy)
+        }
+
+        /// When reads verify a chunk's CRC-32 (see
+        /// [`set_checksum_policy`](Self::set_checksum_policy)).
+        pub fn checksum_policy(&self) -> crate::ChecksumPolicy {
+            self.store.checksum_policy()
+        }
+
         /// Space accounting of the file.
         ///
         /// # Errors

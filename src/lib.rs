@@ -75,7 +75,9 @@
 //! Reads form slices over a shared read-only mapping, but only over bytes of a validated
 //! commit, which no writer following the protocol ever changes, and the file never
 //! shrinks in place. Every offset, length and checksum is verified before a byte is used,
-//! so a damaged or hostile file gives an error, not undefined behaviour. The residual risk:
+//! so a damaged or hostile file gives an error, not undefined behaviour (a chunk's CRC-32
+//! on its first read through a handle, or on every read with
+//! [`ChecksumPolicy::EveryRead`]). The residual risk:
 //! a program outside this protocol that truncates or overwrites the file while it is
 //! mapped can make a read fault (SIGBUS). Checksums catch accidents, not forgery: the
 //! bundled c-blosc2 has known out-of-bounds reads on crafted chunks, so decode files from
@@ -122,4 +124,6 @@ pub use image::Image;
 pub use info::{ChannelInfo, FileInfo, inspect};
 pub use io::Backend;
 pub use sample::{Dtype, Sample};
-pub use store::{AutoCompact, Compaction, Durability, Stats, Verification, WrapBackend};
+pub use store::{
+    AutoCompact, ChecksumPolicy, Compaction, Durability, Stats, Verification, WrapBackend,
+};

@@ -2917,3 +2917,51 @@ fn refresh_never_moves_to_a_commit_open_rejected() {
         Err(Error::ChecksumMismatch { chunk: 1, .. })
     ));
 }
+
+/// `ChecksumPolicy`: by default a blob is checksummed on its first read through a handle;
+/// `EveryRead` checksums it on every read, so damage done while the file is open is caught;
+/// `verify()` and a new handle check everything whatever the policy.
+#[test]
+fn checksum_policy_decides_whether_later_reads_recheck_a_blob() {
+    use compressed_image::ChecksumPolicy;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.cimg");
+    let data = ramp16(64 * 8, 5);
+    let settings = Settings::default().chunk_size(64 * 2 * 4);
+    let ch = Channel::<u16>::create(&path, &data, 64, 8, settings).unwrap();
+    assert_eq!(ch.checksum_policy(), ChecksumPolicy::FirstRead);
+    drop(ch);
+    let b = fs::read(&path).unwrap();
+    let (x, y) = (parse_commit(&b, 0), parse_commit(&b, 1));
+    let newest = if x.generation > y.generation { x } else { y };
+    let blob = newest.channels[0].entries[1].blob.expect("chunk 1 is a blob");
+
+    let first = Channel::<u16>::open_read_only(&path).unwrap();
+    let every = Channel::<u16>::open_read_only(&path).unwrap();
+    every.set_checksum_policy(ChecksumPolicy::EveryRead);
+    assert_eq!(every.checksum_policy(), ChecksumPolicy::EveryRead);
+    assert_eq!(first.get_chunk_vec(1).unwrap(), data[256..]);
+    assert_eq!(every.get_chunk_vec(1).unwrap(), data[256..]);
+
+    // Damage the blob's last payload byte in place (the mappings share the page cache).
+    let mut f = OpenOptions::new().write(true).open(&path).unwrap();
+    let at = blob.payload().end - 1;
+    f.seek(SeekFrom::Start(at as u64)).unwrap();
+    f.write_all(&[b[at] ^ 0x40]).unwrap();
+    drop(f);
+
+    assert!(matches!(
+        every.get_chunk_vec(1),
+        Err(Error::ChecksumMismatch { chunk: 1, .. })
+    ));
+    assert!(first.get_chunk_vec(0).is_ok());
+    for handle in [&first, &every] {
+        let report = handle.verify().unwrap();
+        assert!(!report.is_ok(), "verify must recheck every blob: {report:?}");
+    }
+    let fresh = Channel::<u16>::open_read_only(&path).unwrap();
+    assert!(matches!(
+        fresh.get_chunk_vec(1),
+        Err(Error::ChecksumMismatch { chunk: 1, .. })
+    ));
+}

@@ -118,6 +118,7 @@ impl Store {
                 .collect(),
             catalog: catalog.clone(),
             metadata: Arc::new(serde_json::Value::Null),
+            checks: Arc::default(),
             map: Arc::new(Mapping::new(&file, REGION_START)?),
         };
         // Page 1 counts as durable, so the first commit goes to slot page A.

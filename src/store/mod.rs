@@ -1,6 +1,7 @@
 //! An open container file: the current snapshot for readers and, for read-write handles,
 //! the writer. Shared (through `Arc`) by every channel and image handle of the file.
 
+mod checks;
 mod copy;
 mod create;
 mod snapshot;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
+pub use checks::ChecksumPolicy;
 pub use copy::{AutoCompact, Compaction};
 pub(crate) use snapshot::{Snapshot, check_len};
 pub(crate) use txn::{Prepared, Txn, prepare_chunk};
@@ -167,6 +169,11 @@ impl Store {
     }
 
     fn publish(&self, snapshot: Snapshot) {
+        let current = self.snapshot();
+        if !Arc::ptr_eq(&current.checks, &snapshot.checks) {
+            // A new file (compaction, replacement): the handle's policy carries over.
+            snapshot.checks.set_policy(current.checks.policy());
+        }
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(snapshot);
     }
 
@@ -285,6 +292,15 @@ impl Store {
         Ok(false)
     }
 
+    /// When reads checksum blobs (shared by every snapshot of this handle).
+    pub(crate) fn checksum_policy(&self) -> ChecksumPolicy {
+        self.snapshot().checks.policy()
+    }
+
+    pub(crate) fn set_checksum_policy(&self, policy: ChecksumPolicy) {
+        self.snapshot().checks.set_policy(policy);
+    }
+
     /// Space accounting of the current commit.
     pub(crate) fn stats(&self) -> Result<Stats> {
         let s = self.snapshot();
@@ -323,6 +339,7 @@ impl Snapshot {
             tables: self.tables.clone(),
             metadata: self.metadata.clone(),
             map: self.map.clone(),
+            checks: self.checks.clone(),
         }
     }
 }

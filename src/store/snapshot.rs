@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::checks::BlobChecks;
 use super::table::Table;
 use crate::blosc::{self, ChunkHeader};
 use crate::error::{Error, Result};
@@ -27,6 +28,8 @@ pub(crate) struct Snapshot {
     pub tables: Vec<Table>,
     pub metadata: Arc<serde_json::Value>,
     pub map: Arc<Mapping>,
+    /// Blobs of this file already checksummed, shared by the snapshots of one handle.
+    pub checks: Arc<BlobChecks>,
 }
 
 impl Snapshot {
@@ -68,6 +71,7 @@ impl Snapshot {
                 _ => return Err(Error::corrupted("metadata record header")),
             },
         };
+        let checks = known.map_or_else(Arc::default, |k| k.checks.clone());
         let mut tables = Vec::with_capacity(catalog.channels.len());
         for (pos, desc) in catalog.channels.iter().enumerate() {
             let table = load_table(&map, &slot, desc)?;
@@ -78,6 +82,16 @@ impl Snapshot {
                     _ => Some(slot.durable_end),
                 };
                 check_blob_entry(&map, &slot, desc, pos, index, &entry, verify_from)?;
+                if let (
+                    Some(from),
+                    TableEntry::Blob {
+                        offset, len, crc, ..
+                    },
+                ) = (verify_from, entry)
+                    && offset >= from
+                {
+                    checks.mark_verified(offset, len, crc);
+                }
             }
             tables.push(table);
         }
@@ -88,6 +102,7 @@ impl Snapshot {
             tables,
             metadata: Arc::new(metadata),
             map,
+            checks,
         })
     }
 
@@ -157,6 +172,15 @@ impl Snapshot {
     /// The checked blosc2 chunk behind a blob entry: record header, CRC and blosc2 header
     /// all verified, so the bytes may be handed to c-blosc2.
     pub(crate) fn blob(&self, pos: usize, index: usize) -> Result<&[u8]> {
+        self.blob_with(pos, index, false)
+    }
+
+    /// [`blob`](Self::blob), checksummed whatever the policy and earlier reads.
+    pub(crate) fn blob_verified(&self, pos: usize, index: usize) -> Result<&[u8]> {
+        self.blob_with(pos, index, true)
+    }
+
+    fn blob_with(&self, pos: usize, index: usize, always: bool) -> Result<&[u8]> {
         let desc = &self.catalog.channels[pos];
         let TableEntry::Blob {
             offset, len, crc, ..
@@ -166,12 +190,14 @@ impl Snapshot {
         };
         let expected = blob_header(desc, index, len, crc);
         let payload = record_payload(&self.map, &self.slot, offset, expected)?;
-        if crc32(payload) != crc {
+        let check = always || self.checks.needs_check(offset, len, crc);
+        if check && crc32(payload) != crc {
             return Err(Error::ChecksumMismatch {
                 channel: pos,
                 chunk: index,
             });
         }
+        // The header is checked on every read: it is what keeps untrusted bytes from c-blosc2.
         let header = ChunkHeader::parse(payload)
             .ok_or_else(|| Error::corrupted("blob shorter than a blosc2 header"))?;
         header.check(
@@ -179,6 +205,9 @@ impl Snapshot {
             desc.geometry.chunk_bytes_at(index),
             desc.dtype.size(),
         )?;
+        if check {
+            self.checks.mark_verified(offset, len, crc);
+        }
         Ok(payload)
     }
 

@@ -60,7 +60,7 @@ impl Store {
                         format!("channel {pos} chunk {index}"),
                     ));
                     bytes_checked += u64::from(len);
-                    if let Err(e) = snap.blob(pos, index) {
+                    if let Err(e) = snap.blob_verified(pos, index) {
                         problems.push(format!("channel {pos} chunk {index}: {e}"));
                     }
                 }
