@@ -2934,7 +2934,9 @@ fn checksum_policy_decides_whether_later_reads_recheck_a_blob() {
     let b = fs::read(&path).unwrap();
     let (x, y) = (parse_commit(&b, 0), parse_commit(&b, 1));
     let newest = if x.generation > y.generation { x } else { y };
-    let blob = newest.channels[0].entries[1].blob.expect("chunk 1 is a blob");
+    let blob = newest.channels[0].entries[1]
+        .blob
+        .expect("chunk 1 is a blob");
 
     let first = Channel::<u16>::open_read_only(&path).unwrap();
     let every = Channel::<u16>::open_read_only(&path).unwrap();
@@ -2957,7 +2959,10 @@ fn checksum_policy_decides_whether_later_reads_recheck_a_blob() {
     assert!(first.get_chunk_vec(0).is_ok());
     for handle in [&first, &every] {
         let report = handle.verify().unwrap();
-        assert!(!report.is_ok(), "verify must recheck every blob: {report:?}");
+        assert!(
+            !report.is_ok(),
+            "verify must recheck every blob: {report:?}"
+        );
     }
     let fresh = Channel::<u16>::open_read_only(&path).unwrap();
     assert!(matches!(
