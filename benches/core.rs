@@ -7,12 +7,16 @@
 use std::hint::black_box;
 use std::io::Write;
 use std::path::Path;
-use std::ptr::NonNull;
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use blosc2_sys as sys;
 use compressed_image::{Channel, Settings};
+#[path = "common/render.rs"]
+mod render;
+use render::render_like_rows;
+#[path = "common/raw_blosc.rs"]
+mod raw_blosc;
+use raw_blosc::{RawCtx, blosc_init};
+
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput, measurement::WallTime};
 
 /// Width and height of the main test channel (f32, 64 MiB, 16 chunks of 4 MiB).
@@ -23,196 +27,12 @@ const BIG_SIDE: usize = 16384;
 const BIG_STRIDE: usize = 10;
 
 // ---------------------------------------------------------------------------------------
-// Deterministic "render-like" data
+// Raw c-blosc2 (benches/common/raw_blosc.rs), with the parameters the crate uses
 // ---------------------------------------------------------------------------------------
-
-/// A 32-bit xorshift generator (Marsaglia): deterministic, no dependency.
-struct XorShift32(u32);
-
-impl XorShift32 {
-    fn new(seed: u32) -> Self {
-        XorShift32(seed | 1) // never zero
-    }
-    /// Uniform in [-0.5, 0.5).
-    fn next_centered(&mut self) -> f32 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        self.0 = x;
-        (x >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-    }
-}
-
-/// Rows `first_row .. first_row + rows` of a `width × height` f32 image that looks like a
-/// rendered frame: smooth sin/cos gradients, a soft light falloff and low-amplitude noise.
-/// Every row depends only on its own index, so any band of rows is reproducible alone.
-fn render_like_rows(width: usize, height: usize, first_row: usize, rows: usize) -> Vec<f32> {
-    use std::f32::consts::TAU;
-    let (w, h) = (width as f32, height as f32);
-    // The terms are separable in x and y, so precompute them per column.
-    let cols: Vec<[f32; 5]> = (0..width)
-        .map(|x| {
-            let u = x as f32 / w;
-            let du = u - 0.35;
-            [
-                (TAU * 1.5 * u + 0.7).sin(),
-                (TAU * 0.6 * u).cos(),
-                (TAU * 0.6 * u).sin(),
-                (-du * du / 0.08).exp(),
-                u,
-            ]
-        })
-        .collect();
-    let mut out = Vec::with_capacity(width * rows);
-    for y in first_row..first_row + rows {
-        let v = y as f32 / h;
-        let dv = v - 0.4;
-        let cy = (TAU * 1.1 * v).cos();
-        let (s2, c2) = (TAU * 0.9 * v).sin_cos();
-        let light_y = (-dv * dv / 0.08).exp();
-        let mut rng = XorShift32::new((y as u32).wrapping_mul(0x9E37_79B9) ^ 0x85EB_CA6B);
-        out.extend(cols.iter().map(|&[sx, cx, sxx, light_x, u]| {
-            // cos(a + b) = cos a cos b − sin a sin b: a diagonal gradient.
-            let diagonal = cx * c2 - sxx * s2;
-            let base = 0.5 + 0.25 * sx * cy + 0.15 * diagonal + 0.1 * u;
-            let light = 0.8 * light_x * light_y;
-            base + light + 0.004 * rng.next_centered()
-        }));
-    }
-    out
-}
-
-// ---------------------------------------------------------------------------------------
-// Raw c-blosc2, with the parameters the crate uses (src/blosc/ffi.rs)
-// ---------------------------------------------------------------------------------------
-
-/// `blosc2_init` once, from this process's first benchmark setup.
-fn blosc_init() {
-    static INIT: Once = Once::new();
-    // SAFETY: `blosc2_init` has no preconditions and returns early once the library is
-    // initialised (the crate calls it too). It runs during single-threaded benchmark setup,
-    // while no other thread is inside c-blosc2: every crate call made so far has returned.
-    INIT.call_once(|| unsafe { sys::blosc2_init() });
-}
-
-/// An owned c-blosc2 context; the pointer is non-null and freed once, in `Drop`.
-struct RawCtx(NonNull<sys::blosc2_context>);
-
-impl Drop for RawCtx {
-    fn drop(&mut self) {
-        // SAFETY: the pointer came from `blosc2_create_*ctx`, is owned by `self` and is not
-        // used after this call.
-        unsafe { sys::blosc2_free_ctx(self.0.as_ptr()) }
-    }
-}
-
-impl RawCtx {
-    /// A compression context: lz4, level 9, typesize 4, 32 KiB blocks, automatic split,
-    /// byte shuffle in filter slot 5, one thread. The crate's default `Settings` for f32.
-    fn lz4_f32_compressor() -> RawCtx {
-        blosc_init();
-        // SAFETY: returns a plain struct of default values; no preconditions.
-        let mut cparams = unsafe { sys::blosc2_get_blosc2_cparams_defaults() };
-        cparams.compcode = sys::BLOSC_LZ4 as u8;
-        cparams.clevel = 9;
-        cparams.typesize = 4;
-        cparams.blocksize = 32 * 1024;
-        cparams.splitmode = sys::BLOSC_AUTO_SPLIT as i32;
-        cparams.filters = [0, 0, 0, 0, 0, sys::BLOSC_SHUFFLE as u8];
-        cparams.nthreads = 1;
-        // SAFETY: `cparams` is fully initialised: the library's defaults (null pointer
-        // fields) with plain values set above. The result is checked for null.
-        let ptr = unsafe { sys::blosc2_create_cctx(cparams) };
-        RawCtx(NonNull::new(ptr).expect("blosc2_create_cctx failed"))
-    }
-
-    /// A decompression context with one thread.
-    fn decompressor() -> RawCtx {
-        blosc_init();
-        // SAFETY: returns a plain struct of default values; no preconditions.
-        let mut dparams = unsafe { sys::blosc2_get_blosc2_dparams_defaults() };
-        dparams.nthreads = 1;
-        // SAFETY: `dparams` is fully initialised (defaults plus a thread count). The result
-        // is checked for null.
-        let ptr = unsafe { sys::blosc2_create_dctx(dparams) };
-        RawCtx(NonNull::new(ptr).expect("blosc2_create_dctx failed"))
-    }
-
-    /// Compress `src` into a new, exactly sized vector.
-    fn compress(&mut self, src: &[u8]) -> Vec<u8> {
-        let cap = src.len() + sys::BLOSC2_MAX_OVERHEAD as usize;
-        let mut dst = Vec::<u8>::with_capacity(cap);
-        let src_len = i32::try_from(src.len()).expect("chunk below 2 GiB");
-        let cap_i32 = i32::try_from(cap).expect("chunk below 2 GiB");
-        // SAFETY: the context is live and used by this thread only (`&mut self`); `src` is
-        // readable for `src_len` bytes; `dst` has `cap` bytes of spare capacity and c-blosc2
-        // writes at most `destsize` bytes; the buffers are distinct allocations.
-        let written = unsafe {
-            sys::blosc2_compress_ctx(
-                self.0.as_ptr(),
-                src.as_ptr().cast(),
-                src_len,
-                dst.as_mut_ptr().cast(),
-                cap_i32,
-            )
-        };
-        assert!(written > 0, "blosc2_compress_ctx returned {written}");
-        let written = written as usize;
-        assert!(written <= cap);
-        // SAFETY: c-blosc2 initialised the first `written` bytes (its return value), and
-        // `written <= cap <= dst.capacity()`.
-        unsafe { dst.set_len(written) };
-        dst
-    }
-
-    /// Decompress the blosc2 chunk `src` into `dst` (exactly its uncompressed length).
-    fn decompress(&mut self, src: &[u8], dst: &mut [u8]) {
-        let src_len = i32::try_from(src.len()).expect("chunk below 2 GiB");
-        let dst_len = i32::try_from(dst.len()).expect("chunk below 2 GiB");
-        // SAFETY: the context is live and used by this thread only (`&mut self`); `src` is a
-        // complete chunk produced by `compress` above, readable for `src_len` bytes; `dst` is
-        // writable for `dst_len` bytes, which c-blosc2 never exceeds; a shared and an
-        // exclusive slice cannot overlap.
-        let n = unsafe {
-            sys::blosc2_decompress_ctx(
-                self.0.as_ptr(),
-                src.as_ptr().cast(),
-                src_len,
-                dst.as_mut_ptr().cast(),
-                dst_len,
-            )
-        };
-        assert_eq!(n, dst_len, "blosc2_decompress_ctx");
-    }
-
-    /// Decode items `start .. start + dst.len() / 4` of the f32 chunk `src` into `dst`,
-    /// touching only the blocks that hold them (what the crate's `read_rows` calls).
-    fn get_items_f32(&mut self, src: &[u8], start: usize, dst: &mut [u8]) {
-        let src_len = i32::try_from(src.len()).expect("chunk below 2 GiB");
-        let dst_len = i32::try_from(dst.len()).expect("chunk below 2 GiB");
-        let start = i32::try_from(start).expect("chunk below 2 GiB");
-        let nitems = dst_len / 4;
-        // SAFETY: as for `decompress`; c-blosc2 checks `start + nitems` against the chunk
-        // header's `nbytes` and writes at most `destsize` bytes.
-        let n = unsafe {
-            sys::blosc2_getitem_ctx(
-                self.0.as_ptr(),
-                src.as_ptr().cast(),
-                src_len,
-                start,
-                nitems,
-                dst.as_mut_ptr().cast(),
-                dst_len,
-            )
-        };
-        assert_eq!(n, dst_len, "blosc2_getitem_ctx");
-    }
-}
 
 /// The compressed chunks of `fx`, made by c-blosc2 directly with the crate's parameters.
 fn raw_chunks(fx: &Fixture) -> Vec<Vec<u8>> {
-    let mut cctx = RawCtx::lz4_f32_compressor();
+    let mut cctx = RawCtx::compressor(4, 1);
     (0..fx.num_chunks)
         .map(|i| cctx.compress(bytemuck::cast_slice(fx.chunk(i))))
         .collect()
@@ -297,7 +117,7 @@ fn bench_get_chunk(c: &mut Criterion) {
         fx.total_bytes() as f64 / raw_total as f64
     );
 
-    let mut dctx = RawCtx::decompressor();
+    let mut dctx = RawCtx::decompressor(1);
     let mut buf = vec![0f32; fx.chunk_elems];
     // Correctness of every path before timing it.
     for (i, blob) in raw.iter().enumerate() {
@@ -397,7 +217,7 @@ fn bench_set_chunk(c: &mut Criterion) {
     slow(&mut group);
 
     // Baseline: c-blosc2 compression alone, same parameters, one thread, into owned vectors.
-    let mut cctx = RawCtx::lz4_f32_compressor();
+    let mut cctx = RawCtx::compressor(4, 1);
     group.bench_function("raw_blosc2_compress_1t", |b| {
         b.iter(|| {
             for i in 0..fx.num_chunks {
@@ -553,9 +373,9 @@ fn bench_one_row(c: &mut Criterion) {
     let expected = &fx.data[row * SIDE..(row + 1) * SIDE];
     assert!(row_buf == expected);
     // The same chunk compressed by c-blosc2 directly, for the raw baselines.
-    let blob = RawCtx::lz4_f32_compressor().compress(bytemuck::cast_slice(fx.chunk(chunk)));
+    let blob = RawCtx::compressor(4, 1).compress(bytemuck::cast_slice(fx.chunk(chunk)));
     let row_in_chunk = (row - g.chunk_start_row(chunk)) * SIDE;
-    let mut dctx = RawCtx::decompressor();
+    let mut dctx = RawCtx::decompressor(1);
     dctx.get_items_f32(&blob, row_in_chunk, bytemuck::cast_slice_mut(&mut row_buf));
     assert!(row_buf == expected);
 

@@ -492,7 +492,9 @@ fn split_at_chunks<'b>(mut out: &'b mut [u8], first_row: usize, g: &Geometry) ->
 }
 
 /// Compress the chunks of `data` on up to `threads` threads and stage them in `txn`, in
-/// order, holding at most `threads` compressed chunks in memory at once.
+/// order. Compression runs on the rayon pool, group by group, while this thread writes the
+/// previous group, so the file writes overlap the compression; at most three groups of
+/// `threads` compressed chunks are in memory at once.
 pub(crate) fn write_chunks(
     txn: &mut Txn<'_>,
     desc: &ChannelDesc,
@@ -508,15 +510,27 @@ pub(crate) fn write_chunks(
         }
         return Ok(());
     }
-    let indices: Vec<usize> = (0..n).collect();
-    for group in indices.chunks(threads) {
-        let prepared: Vec<_> = group
-            .par_iter()
-            .map(|&i| prepare_chunk(desc, i, part(i), 1))
-            .collect();
-        for (&i, p) in group.iter().zip(prepared) {
-            txn.put(desc.id, i, &p?)?;
+    // The transaction holds the writer's lock guard, which must stay on this thread, so the
+    // compression moves to a producer thread instead.
+    std::thread::scope(|scope| {
+        let (send, receive) = std::sync::mpsc::sync_channel(1);
+        scope.spawn(move || {
+            let indices: Vec<usize> = (0..n).collect();
+            for group in indices.chunks(threads) {
+                let prepared: Vec<_> = group
+                    .par_iter()
+                    .map(|&i| (i, prepare_chunk(desc, i, part(i), 1)))
+                    .collect();
+                if send.send(prepared).is_err() {
+                    return; // the writer stopped at an error
+                }
+            }
+        });
+        for group in receive {
+            for (i, prepared) in group {
+                txn.put(desc.id, i, &prepared?)?;
+            }
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
