@@ -229,6 +229,14 @@ fn create_any(src: &Source, path: Option<&Path>, job: &Job) -> AnyChannel {
     }
 }
 
+/// Time of `get_decompressed` (a new vector of the whole channel).
+fn get_decompressed<T: Sample>(ch: AnyChannel) -> f64 {
+    let ch = Channel::<T>::try_from_any(ch).expect("the dataset's element type");
+    time(|| {
+        std::hint::black_box(ch.get_decompressed().unwrap());
+    })
+}
+
 fn read_all(ch: &AnyChannel, buf: &mut [u8]) {
     for i in 0..ch.num_chunks().unwrap() {
         let len = ch.chunk_size_at(i).unwrap();
@@ -254,7 +262,9 @@ fn cimg(job: &Job, src: &Source, file_backed: bool) -> Option<Outcome> {
             Some(p) => AnyChannel::open_read_only(p).unwrap(),
             None => create_any(src, None, job),
         };
-        ch.set_threads(threads).unwrap();
+        if threads > 0 {
+            ch.set_threads(threads).unwrap(); // 0: the default, every core
+        }
         ch
     };
     if file.is_some() && job.metric != "construct" && job.metric != "lazy_rss" {
@@ -289,11 +299,12 @@ fn cimg(job: &Job, src: &Source, file_backed: bool) -> Option<Outcome> {
             }
             "decompress" => {
                 let ch = reader(0);
-                time(|| {
-                    let mut out = vec![0u8; src.len];
-                    ch.decompress_into_bytes(&mut out).unwrap();
-                    std::hint::black_box(out);
-                })
+                match job.dtype {
+                    Dtype::F32 => get_decompressed::<f32>(ch),
+                    Dtype::F16 => get_decompressed::<f16>(ch),
+                    Dtype::U8 => get_decompressed::<u8>(ch),
+                    _ => get_decompressed::<u32>(ch),
+                }
             }
             "rewrite" => {
                 let ch = match file {

@@ -392,7 +392,7 @@ impl<T: Sample> Image<T> {
         let (w, h) = (snap.catalog.width, snap.catalog.height);
         (0..snap.catalog.channels.len())
             .map(|pos| {
-                let mut out = vec![T::zeroed(); w * h];
+                let mut out = crate::io::large_zeroed_vec(w * h);
                 let g = snap.catalog.channels[pos].geometry;
                 for (index, part) in out.chunks_mut(g.chunk_elems()).enumerate() {
                     snap.read_chunk(pos, index, bytemuck::cast_slice_mut(part), self.threads)?;

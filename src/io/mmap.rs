@@ -44,3 +44,45 @@ impl Mapping {
         map.get(start..start.checked_add(len)?)
     }
 }
+
+/// Outputs at least this large ask for transparent huge pages.
+const HUGE_PAGE_OUTPUT: usize = 4 << 20;
+
+/// A zero-filled vector of `len` elements for a large output (a whole decompressed channel).
+/// The zeroed allocation is untouched (fresh zero pages from the OS), and on Linux it is
+/// marked for transparent huge pages before anything writes it: the first write then faults
+/// in 2 MiB at a time instead of 4 KiB, which for a 256 MiB channel saves about 65,000 page
+/// faults — more time than the decompression itself on small machines. Elsewhere, or when
+/// the kernel declines, it is an ordinary zeroed vector.
+pub(crate) fn large_zeroed_vec<T: bytemuck::Pod>(len: usize) -> Vec<T> {
+    let mut v = bytemuck::zeroed_vec::<T>(len);
+    let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut v);
+    if bytes.len() >= HUGE_PAGE_OUTPUT {
+        advise_huge_pages(bytes);
+    }
+    v
+}
+
+#[cfg(target_os = "linux")]
+fn advise_huge_pages(bytes: &mut [u8]) {
+    const HUGE: usize = 2 << 20;
+    let start = bytes.as_mut_ptr() as usize;
+    let aligned_start = start.next_multiple_of(HUGE);
+    let end = (start + bytes.len()) & !(HUGE - 1);
+    if aligned_start < end {
+        // SAFETY: `[aligned_start, end)` lies inside `bytes`, a live allocation this function
+        // borrows exclusively. MADV_HUGEPAGE is advice: it never changes the contents,
+        // validity or ownership of the memory, only how later page faults are served. The
+        // result is ignored because declining the advice is harmless.
+        unsafe {
+            libc::madvise(
+                aligned_start as *mut libc::c_void,
+                end - aligned_start,
+                libc::MADV_HUGEPAGE,
+            );
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn advise_huge_pages(_bytes: &mut [u8]) {}

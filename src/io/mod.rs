@@ -11,7 +11,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 pub(crate) use lock::WriterLock;
-pub(crate) use mmap::Mapping;
+pub(crate) use mmap::{Mapping, large_zeroed_vec};
 
 /// Every mutation of a container file goes through this trait, so tests can inject I/O
 /// faults and simulate power loss on the production code path.
