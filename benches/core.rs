@@ -130,7 +130,17 @@ fn bench_get_chunk(c: &mut Criterion) {
     let mut group = c.benchmark_group("get_chunk_all");
     group.throughput(Throughput::Bytes(fx.total_bytes()));
     slow(&mut group);
-    group.bench_function("channel_file_1t", |b| {
+    // The default policy: every blob was checksummed by the correctness pass above.
+    group.bench_function("channel_file_verified_1t", |b| {
+        b.iter(|| {
+            for i in 0..fx.num_chunks {
+                channel.get_chunk(i, &mut buf).unwrap();
+            }
+            black_box(&buf);
+        });
+    });
+    channel.set_checksum_policy(compressed_image::ChecksumPolicy::EveryRead);
+    group.bench_function("channel_file_crc_every_read_1t", |b| {
         b.iter(|| {
             for i in 0..fx.num_chunks {
                 channel.get_chunk(i, &mut buf).unwrap();
@@ -411,6 +421,43 @@ fn bench_one_row(c: &mut Criterion) {
     group.finish();
 }
 
+// ---------------------------------------------------------------------------------------
+// 6. Hot paths alone: a commit without a blob, a table lookup, one chunk's CRC
+// ---------------------------------------------------------------------------------------
+
+fn bench_hot_paths(c: &mut Criterion) {
+    let fx = Fixture::new();
+    let dir = tempfile::tempdir().unwrap();
+    let channel = fx.create_file(&dir.path().join("hot.cimg"));
+    let constant = vec![0.25f32; fx.chunk_elems];
+    let mut group = c.benchmark_group("hot_paths");
+    group.sample_size(30);
+    group.measurement_time(Duration::from_secs(2));
+    // A constant chunk is stored as a fill entry: no compression and no blob, so this is
+    // the commit alone (new table, catalog and slot records, publication) plus the bitwise
+    // constant check, one memcmp over the 4 MiB input: an upper bound of a commit's cost.
+    group.bench_function("commit_fill_chunk", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            channel.set_chunk(i % fx.num_chunks, &constant).unwrap();
+            i += 1;
+        });
+    });
+    group.bench_function("table_lookup_is_lazy", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % fx.num_chunks;
+            black_box(channel.is_lazy(i).unwrap())
+        });
+    });
+    let blob = RawCtx::compressor(4, 1).compress(bytemuck::cast_slice(fx.chunk(3)));
+    group.throughput(Throughput::Bytes(blob.len() as u64));
+    group.bench_function("crc32_one_blob", |b| {
+        b.iter(|| black_box(crc32fast::hash(black_box(&blob))));
+    });
+    group.finish();
+}
+
 fn main() {
     // What `criterion_group!` + `criterion_main!` expand to, written out so the generated
     // public function does not trip the crate's `missing_docs` lint.
@@ -424,5 +471,6 @@ fn main() {
     bench_set_chunk(&mut c);
     bench_open(&mut c);
     bench_one_row(&mut c);
+    bench_hot_paths(&mut c);
     c.final_summary();
 }
