@@ -159,7 +159,7 @@ impl Snapshot {
             TableEntry::Default => fill_bytes(out, desc.default_fill, size),
             TableEntry::Fill { bits, .. } => fill_bytes(out, bits, size),
             TableEntry::Blob { .. } => blosc::get_items_into(
-                self.blob(pos, index)?,
+                self.blob_part(pos, index)?,
                 start,
                 out.len() / size,
                 out,
@@ -172,15 +172,22 @@ impl Snapshot {
     /// The checked blosc2 chunk behind a blob entry: record header, CRC and blosc2 header
     /// all verified, so the bytes may be handed to c-blosc2.
     pub(crate) fn blob(&self, pos: usize, index: usize) -> Result<&[u8]> {
-        self.blob_with(pos, index, false)
+        self.blob_with(pos, index, false, true)
     }
 
     /// [`blob`](Self::blob), checksummed whatever the policy and earlier reads.
     pub(crate) fn blob_verified(&self, pos: usize, index: usize) -> Result<&[u8]> {
-        self.blob_with(pos, index, true)
+        self.blob_with(pos, index, true, true)
     }
 
-    fn blob_with(&self, pos: usize, index: usize, always: bool) -> Result<&[u8]> {
+    /// [`blob`](Self::blob) for a read of a few of its blosc2 blocks.
+    fn blob_part(&self, pos: usize, index: usize) -> Result<&[u8]> {
+        self.blob_with(pos, index, false, false)
+    }
+
+    /// The checked payload of blob `index` of channel `pos`; `whole`: the caller reads all
+    /// of it (else a few blocks, which need not be paged in together).
+    fn blob_with(&self, pos: usize, index: usize, always: bool, whole: bool) -> Result<&[u8]> {
         let desc = &self.catalog.channels[pos];
         let TableEntry::Blob {
             offset, len, crc, ..
@@ -189,8 +196,13 @@ impl Snapshot {
             unreachable!("caller matched a blob entry")
         };
         let expected = blob_header(desc, index, len, crc);
-        let payload = record_payload(&self.map, &self.slot, offset, expected)?;
         let check = always || self.checks.needs_check(offset, len, crc);
+        if check || whole {
+            // On every whole read: a blob may be new to this mapping (a writer's file grows
+            // into new mappings), and the call is cheap when its pages are already mapped.
+            self.map.populate(offset, HEADER as usize + len as usize);
+        }
+        let payload = record_payload(&self.map, &self.slot, offset, expected)?;
         if check && crc32(payload) != crc {
             return Err(Error::ChecksumMismatch {
                 channel: pos,
