@@ -68,6 +68,46 @@ def render_rows(width: int, height: int, first_row: int, rows: int, rng) -> np.n
     return out.astype(np.float32, copy=False)
 
 
+class RenderRows:
+    """``render_rows`` computed one row at a time into a caller's buffer, with the column
+    terms precomputed: temporaries stay at one row (for ``lazy_rss``, whose memory
+    measurement should not see large numpy temporaries kept by the allocator). Same image
+    model as ``render_rows``, different noise draws."""
+
+    def __init__(self, width: int, height: int):
+        tau = 2 * np.pi
+        self.width, self.height = width, height
+        u = np.arange(width, dtype=np.float64) / width
+        du = u - 0.35
+        f32 = np.float32
+        self.sx = np.sin(tau * 1.5 * u + 0.7).astype(f32)
+        self.cx = np.cos(tau * 0.6 * u).astype(f32)
+        self.sxx = np.sin(tau * 0.6 * u).astype(f32)
+        self.lx = (0.8 * np.exp(-du * du / 0.08)).astype(f32)
+        self.u = (0.1 * u + 0.5).astype(f32)
+        self.tmp = np.empty(width, f32)
+        self.noise = np.empty(width, np.float64)
+
+    def fill(self, out: np.ndarray, first_row: int, rng) -> None:
+        tau = 2 * np.pi
+        for r in range(out.shape[0]):
+            v = (first_row + r) / self.height
+            dv = v - 0.4
+            row, tmp = out[r], self.tmp
+            np.multiply(self.sx, np.float32(0.25 * np.cos(tau * 1.1 * v)), out=row)
+            np.multiply(self.cx, np.float32(0.15 * np.cos(tau * 0.9 * v)), out=tmp)
+            row += tmp
+            np.multiply(self.sxx, np.float32(-0.15 * np.sin(tau * 0.9 * v)), out=tmp)
+            row += tmp
+            np.multiply(self.lx, np.float32(np.exp(-dv * dv / 0.08)), out=tmp)
+            row += tmp
+            row += self.u
+            rng.random(out=self.noise)
+            self.noise *= 0.004
+            self.noise -= 0.002
+            row += self.noise.astype(np.float32)
+
+
 def gen_render(width: int, height: int, out_f32, out_f16) -> None:
     rng = np.random.default_rng(20240601)
     for y in range(0, height, BAND_ROWS):
