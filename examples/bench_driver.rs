@@ -250,10 +250,24 @@ fn rewrite(ch: &AnyChannel, src: &Source) {
     }
 }
 
+/// A scratch channel file, removed with its lock file however the measurement ends.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let mut lock = self.0.clone().into_os_string();
+        lock.push(".lock");
+        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_file(lock);
+    }
+}
+
 fn cimg(job: &Job, src: &Source, file_backed: bool) -> Option<Outcome> {
-    let path = job
-        .workdir
-        .join(format!("bench-driver-{}.cimg", std::process::id()));
+    let scratch = Scratch(
+        job.workdir
+            .join(format!("bench-driver-{}.cimg", std::process::id())),
+    );
+    let path = scratch.0.clone();
     let file = file_backed.then_some(path.as_path());
     let mut extra = BTreeMap::new();
     // A channel to read from: a fresh read-only handle on a file, or the anonymous one.
@@ -279,6 +293,8 @@ fn cimg(job: &Job, src: &Source, file_backed: bool) -> Option<Outcome> {
                 let commit = time(|| ch = Some(create_any(src, file, job)));
                 let total = commit + time(|| ch.as_ref().unwrap().sync().unwrap());
                 extra.insert("without_sync_s", commit);
+                let bytes = ch.as_ref().unwrap().compressed_bytes().unwrap();
+                extra.insert("compressed_bytes", bytes as f64);
                 drop(ch);
                 total
             }
@@ -363,7 +379,6 @@ fn cimg(job: &Job, src: &Source, file_backed: bool) -> Option<Outcome> {
             _ => return None,
         });
     }
-    let _ = std::fs::remove_file(&path);
     Some(Outcome {
         unit: "s",
         values,
@@ -398,7 +413,6 @@ fn lazy_rss(path: &Path) -> Outcome {
     ch.sync().unwrap();
     peak = peak.max(rss_anon());
     drop(ch);
-    let _ = std::fs::remove_file(path);
     let mut extra = BTreeMap::new();
     extra.insert("baseline", baseline);
     extra.insert("peak", peak);
