@@ -468,11 +468,6 @@ impl AnyChannel {
     pub fn save_as(&self, path: impl AsRef<Path>) -> Result {
         self.store.save_as(path.as_ref(), Some(self.id))
     }
-
-    /// Whether this handle can write.
-    pub fn is_writable(&self) -> bool {
-        self.store.is_writable()
-    }
 }
 
 /// Split `out` (rows from `first_row`) where chunk boundaries fall.

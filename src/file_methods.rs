@@ -84,6 +84,11 @@ macro_rules! file_methods {
             self.store.stats()
         }
 
+        /// Whether this handle can write (opened read-write, or created).
+        pub fn is_writable(&self) -> bool {
+            self.store.is_writable()
+        }
+
         /// The file's path; `None` for an anonymous (temporary) file.
         pub fn path(&self) -> Option<&std::path::Path> {
             self.store.path()

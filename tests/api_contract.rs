@@ -1903,6 +1903,8 @@ fn read_only_image_sees_new_channels_and_metadata_only_after_refresh() {
         .unwrap();
     let reader = Image::<u8>::open_read_only(&path).unwrap();
     assert_eq!(reader.num_channels(), 1);
+    assert!(writer.is_writable());
+    assert!(!reader.is_writable());
 
     let b = writer
         .add_lazy_channel(2, Some("b"), Settings::default())
