@@ -70,10 +70,14 @@ struct Source {
 
 impl Source {
     fn read(path: &Path, len: usize, chunk_bytes: usize, elem: usize) -> Source {
-        let bytes = std::fs::read(path).expect("read the dataset");
-        assert_eq!(bytes.len(), len, "dataset size");
+        use std::io::Read;
+        let mut file = std::fs::File::open(path).expect("open the dataset");
+        let file_len = file.metadata().expect("dataset metadata").len();
+        assert_eq!(file_len, len as u64, "dataset size");
+        // Read straight into the aligned allocation: one copy of the data in memory.
         let mut words = vec![0u64; len.div_ceil(8)];
-        bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..len].copy_from_slice(&bytes);
+        let bytes = &mut bytemuck::cast_slice_mut::<u64, u8>(&mut words)[..len];
+        file.read_exact(bytes).expect("read the dataset");
         Source {
             words,
             len,
