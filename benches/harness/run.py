@@ -423,10 +423,11 @@ TARGETS = [
     ("lazy_rss delta: cimg-python ≤ 16 MiB", "max_bytes", "lazy_rss", "cimg-python", "compressed-image-1.0.1", 16 * MIB),
     ("size after 6 rewrites + compact = live: cimg-file", "compact", "size_rewrites", "cimg-file", None, None),
     ("size after 6 rewrites + compact = live: cimg-python", "compact", "size_rewrites", "cimg-python", None, None),
-    ("Python read_all (get_chunk loop): cimg-python vs compressed-image-1.0.1", "speed", "read_all", "cimg-python", "compressed-image-1.0.1", 1.0),
-    ("Python rewrite (set_chunk loop): cimg-python vs compressed-image-1.0.1", "speed", "rewrite", "cimg-python", "compressed-image-1.0.1", 1.0),
-    ("Python decompress: cimg-python vs compressed-image-1.0.1", "speed", "decompress", "cimg-python", "compressed-image-1.0.1", 1.0),
-    ("Python construct: cimg-python vs compressed-image-1.0.1", "speed", "construct", "cimg-python", "compressed-image-1.0.1", 1.0),
+    # The 1.0.1 API makes anonymous channels (`Channel(data, ...)`): compared as such.
+    ("Python read_all (get_chunk loop): cimg-python-anon vs compressed-image-1.0.1", "speed", "read_all", "cimg-python-anon", "compressed-image-1.0.1", 1.0),
+    ("Python rewrite (set_chunk loop): cimg-python-anon vs compressed-image-1.0.1", "speed", "rewrite", "cimg-python-anon", "compressed-image-1.0.1", 1.0),
+    ("Python decompress: cimg-python-anon vs compressed-image-1.0.1", "speed", "decompress", "cimg-python-anon", "compressed-image-1.0.1", 1.0),
+    ("Python construct: cimg-python-anon vs compressed-image-1.0.1", "speed", "construct", "cimg-python-anon", "compressed-image-1.0.1", 1.0),
     ("Python two_threads speed-up: cimg-python ≥ 1.6", "ratio_x", "two_threads", "cimg-python", None, 1.6),
 ]
 COMPACT_SLACK = 64 * 1024  # bytes of headers, table and slots allowed above the live bytes
