@@ -2874,6 +2874,12 @@ fn a_file_declaring_the_largest_chunk_count_opens_in_bounded_memory() {
     );
 }
 
+/// The higher-generation commit of a pristine file's two slots.
+fn newest_commit(b: &[u8]) -> Commit {
+    let (x, y) = (parse_commit(b, 0), parse_commit(b, 1));
+    if x.generation > y.generation { x } else { y }
+}
+
 /// Regression (fuzz finding F1, fuzz/README.md): `refresh` accepts exactly the commits
 /// `open` accepts. A newer slot that differs from the durable commit only by a lower
 /// durable end claims the durable commit's blobs as unsynced; one of them fails its CRC, so
@@ -2891,8 +2897,7 @@ fn refresh_never_moves_to_a_commit_open_rejected() {
     ch.sync().unwrap();
     drop(ch);
     let mut b = fs::read(&path).unwrap();
-    let (x, y) = (parse_commit(&b, 0), parse_commit(&b, 1));
-    let newest = if x.generation > y.generation { x } else { y };
+    let newest = newest_commit(&b);
     // The other page: a copy of the newest slot, one generation newer, nothing durable.
     let (from, to) = (newest.page * PAGE, (1 - newest.page) * PAGE);
     b.copy_within(from..from + SLOT_LEN, to);
@@ -2932,8 +2937,7 @@ fn checksum_policy_decides_whether_later_reads_recheck_a_blob() {
     assert_eq!(ch.checksum_policy(), ChecksumPolicy::FirstRead);
     drop(ch);
     let b = fs::read(&path).unwrap();
-    let (x, y) = (parse_commit(&b, 0), parse_commit(&b, 1));
-    let newest = if x.generation > y.generation { x } else { y };
+    let newest = newest_commit(&b);
     let blob = newest.channels[0].entries[1]
         .blob
         .expect("chunk 1 is a blob");
