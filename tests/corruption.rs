@@ -2923,16 +2923,18 @@ fn refresh_never_moves_to_a_commit_open_rejected() {
     ));
 }
 
-/// `ChecksumPolicy`: by default a blob is checksummed on its first read through a handle;
-/// `EveryRead` checksums it on every read, so damage done while the file is open is caught;
-/// `verify()` and a new handle check everything whatever the policy.
+/// `ChecksumPolicy`: by default a blob is checksummed on its first read through a handle
+/// and trusted afterwards; `EveryRead` checksums it on every read, so damage done while the
+/// file is open is caught; `verify()` and a new handle check everything whatever the policy.
+/// Level 0 stores the chunk raw, so a damaged byte still decodes and shows which read
+/// trusted it.
 #[test]
 fn checksum_policy_decides_whether_later_reads_recheck_a_blob() {
     use compressed_image::ChecksumPolicy;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.cimg");
     let data = ramp16(64 * 8, 5);
-    let settings = Settings::default().chunk_size(64 * 2 * 4);
+    let settings = Settings::default().chunk_size(64 * 2 * 4).level(0);
     let ch = Channel::<u16>::create(&path, &data, 64, 8, settings).unwrap();
     assert_eq!(ch.checksum_policy(), ChecksumPolicy::FirstRead);
     drop(ch);
@@ -2949,7 +2951,7 @@ fn checksum_policy_decides_whether_later_reads_recheck_a_blob() {
     assert_eq!(first.get_chunk_vec(1).unwrap(), data[256..]);
     assert_eq!(every.get_chunk_vec(1).unwrap(), data[256..]);
 
-    // Damage the blob's last payload byte in place (the mappings share the page cache).
+    // Damage the last raw byte of the chunk in place (the mappings share the page cache).
     let mut f = OpenOptions::new().write(true).open(&path).unwrap();
     let at = blob.payload().end - 1;
     f.seek(SeekFrom::Start(at as u64)).unwrap();
@@ -2960,7 +2962,13 @@ fn checksum_policy_decides_whether_later_reads_recheck_a_blob() {
         every.get_chunk_vec(1),
         Err(Error::ChecksumMismatch { chunk: 1, .. })
     ));
-    assert!(first.get_chunk_vec(0).is_ok());
+    // The first-read handle verified this blob already and trusts it: exactly the damaged
+    // element differs.
+    let trusted = first.get_chunk_vec(1).unwrap();
+    let differing: Vec<usize> = (0..trusted.len())
+        .filter(|&i| trusted[i] != data[256 + i])
+        .collect();
+    assert_eq!(differing, [trusted.len() - 1]);
     for handle in [&first, &every] {
         let report = handle.verify().unwrap();
         assert!(
