@@ -91,6 +91,14 @@
 //! supported yet.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
+// `unsafe` is allowed in exactly two modules: `io::mmap` (the file mapping) and `blosc::ffi`
+// (the c-blosc2 calls).
+#![deny(unsafe_code)]
+
+// Writer locks (`flock`), positioned reads and writes (`FileExt`), inode checks and file
+// permissions use Unix APIs.
+#[cfg(not(unix))]
+compile_error!("compressed-image supports Unix targets only (Linux, macOS, the BSDs)");
 
 #[cfg(target_endian = "big")]
 compile_error!(
@@ -100,8 +108,8 @@ compile_error!(
 mod any_channel;
 mod blosc;
 mod channel;
+mod chunk_codec;
 mod chunks;
-mod codec;
 mod error;
 mod file_methods;
 mod format;
@@ -110,12 +118,12 @@ mod image;
 mod info;
 mod io;
 mod sample;
+mod settings;
 mod store;
 
 pub use any_channel::AnyChannel;
 pub use channel::Channel;
 pub use chunks::{Batch, ChunkMut, ChunkRef, ImageBatch};
-pub use codec::{Codec, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL, Settings};
 pub use error::{Error, Result};
 pub use format::{FORMAT_MAJOR, FORMAT_MINOR};
 pub use geometry::{Geometry, MAX_CHUNK_BYTES};
@@ -124,6 +132,7 @@ pub use image::Image;
 pub use info::{ChannelInfo, FileInfo, inspect};
 pub use io::Backend;
 pub use sample::{Dtype, Sample};
+pub use settings::{Codec, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL, Settings};
 pub use store::{
     AutoCompact, ChecksumPolicy, Compaction, Durability, Stats, Verification, WrapBackend,
 };

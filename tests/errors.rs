@@ -872,7 +872,9 @@ fn missing_file_is_io_not_found_and_is_not_created() {
     let path = dir.path().join("missing.cimg");
     for (how, result) in open_all_ways(&path) {
         match result {
-            Err(Error::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::NotFound, "{how}"),
+            Err(Error::File { source: e, .. }) => {
+                assert_eq!(e.kind(), io::ErrorKind::NotFound, "{how}")
+            }
             Err(e) => panic!("{how}: {e:?}"),
             Ok(()) => panic!("{how} opened a missing file"),
         }

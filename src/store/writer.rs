@@ -31,23 +31,24 @@ pub enum Durability {
 /// (or the file was just opened and will be synced before the first commit).
 pub(crate) struct Writer {
     backend: Box<dyn Backend>,
-    _lock: Option<WriterLock>,
+    lock: Option<WriterLock>,
     poisoned: bool,
     /// Whether anything was written since the last successful sync.
     unsynced: bool,
     /// The newest commit and the page it is in.
-    pub last: Slot,
-    pub last_page: usize,
+    last: Slot,
+    last_page: usize,
     durable_page: usize,
     /// `committed_end` of the commit in `durable_page`.
     durable_end: u64,
     /// Where the next record goes.
-    pub append_end: u64,
-    pub file_len: u64,
-    pub durability: Durability,
+    append_end: u64,
+    /// The file's length as this writer made it (the backend's when the writer started).
+    file_len: u64,
+    durability: Durability,
     sync_on_drop: bool,
     /// Grow the file in steps ahead of need (a file being edited) or exactly.
-    pub preallocate: bool,
+    preallocate: bool,
 }
 
 impl Writer {
@@ -62,7 +63,7 @@ impl Writer {
         let file_len = backend.len()?;
         Ok(Writer {
             backend,
-            _lock: lock,
+            lock,
             poisoned: false,
             // Until this handle's first fsync, nothing it found in the file is known durable:
             // the previous writer may have died before its data left the page cache.
@@ -77,6 +78,37 @@ impl Writer {
             sync_on_drop,
             preallocate: true,
         })
+    }
+
+    /// The newest commit (a virtual one of generation 0 or the compacted file's base
+    /// generation before a fresh store's first commit).
+    pub(crate) fn last(&self) -> Slot {
+        self.last
+    }
+
+    /// The slot page of the newest commit.
+    pub(crate) fn last_page(&self) -> usize {
+        self.last_page
+    }
+
+    /// The file's length: every record appended so far lies below it.
+    pub(crate) fn file_len(&self) -> u64 {
+        self.file_len
+    }
+
+    /// When commits become durable.
+    pub(crate) fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    pub(crate) fn set_durability(&mut self, durability: Durability) {
+        self.durability = durability;
+    }
+
+    /// Grow the file in steps ahead of need (`true`, a file being edited) or to exactly the
+    /// bytes written (a copy written once).
+    pub(crate) fn set_preallocate(&mut self, preallocate: bool) {
+        self.preallocate = preallocate;
     }
 
     /// Run an I/O call; any failure poisons the writer (after a failed write or fsync the
@@ -179,10 +211,18 @@ impl Writer {
         Ok(())
     }
 
+    /// Keep the lock sidecar this writer's open created once the lock is released: the open
+    /// succeeded (until then, a failed open removes it).
+    pub(crate) fn keep_lock_file(&mut self) {
+        if let Some(lock) = &mut self.lock {
+            lock.keep();
+        }
+    }
+
     /// Take over the role of `old` after a compaction: its lock, durability setting and
     /// sync-on-drop duty. `old` is left inert (it will not sync when dropped).
     pub(crate) fn adopt(&mut self, old: &mut Writer) {
-        self._lock = old._lock.take();
+        self.lock = old.lock.take();
         self.durability = old.durability;
         self.sync_on_drop = old.sync_on_drop;
         self.preallocate = true;
