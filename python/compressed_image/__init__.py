@@ -3,11 +3,18 @@
 A drop-in for the compressed-image 1.0.1 Python module (``Codec``, ``Channel``, ``Image``)
 that adds crash-safe single-file persistence (``Channel.create``/``open``,
 ``Image.create``/``open``, ``save``, ``refresh``, ``sync``, ``compact``, ``verify``,
-``stats``), context managers, pickling of file-backed handles, and real threads: the GIL
-is released around every (de)compression and I/O call.
+``stats``), images whose channels differ in dtype, context managers, pickling of
+file-backed handles, and real threads: the GIL is released around every (de)compression and
+I/O call.
 """
 
-from ._compressed_image import (
+from . import _conflict
+
+# This distribution (compressed-image-rs) and the original (compressed-image) both install
+# the package directory compressed_image/: refuse to run on a mixture of their files.
+_conflict.check_no_original_distribution()
+
+from ._compressed_image import (  # noqa: E402
     FORMAT_VERSION,
     ChannelRemovedError,
     Channel,

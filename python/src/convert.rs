@@ -1,31 +1,29 @@
-//! Conversions between Python values and the crate's types: element types, sizes,
-//! compression levels, fill values and JSON metadata.
+//! numpy arrays and dtypes ↔ the crate's element types and slices: the one place that
+//! knows how a Python array becomes a `&[T]` (and back), and which dtypes exist.
 
 use ci::Dtype;
-use numpy::{PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyOverflowError, PyRuntimeError, PyTypeError, PyValueError};
+use numpy::{
+    PyArrayDescr, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray,
+    PyUntypedArrayMethods,
+};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::PyFloat;
 
-use crate::image::AnyImage;
+use crate::errors::borrow_err;
 
 /// The supported element types, as the original's error message lists them.
 const SUPPORTED: &str = "np.float16, np.float32, np.float64, np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32";
 
 /// A channel element type usable from Python: one of the nine the file format defines.
 pub trait Elem: ci::Sample + numpy::Element + Copy {
-    /// Wrap a typed image into the dtype-erased enum.
-    fn wrap_image(image: ci::Image<Self>) -> AnyImage;
     /// `value` converted exactly, as the original's `full` does; `None` if it cannot be.
     fn fill_from_py(value: &Bound<'_, PyAny>) -> Option<Self>;
 }
 
 macro_rules! int_elem {
-    ($($t:ty => $v:ident),*) => {$(
+    ($($t:ty),*) => {$(
         impl Elem for $t {
-            fn wrap_image(image: ci::Image<Self>) -> AnyImage {
-                AnyImage::$v(image)
-            }
             fn fill_from_py(value: &Bound<'_, PyAny>) -> Option<Self> {
                 // Integers (bool and numpy integers included) that fit; never floats.
                 if value.is_instance_of::<PyFloat>() {
@@ -37,12 +35,9 @@ macro_rules! int_elem {
         }
     )*};
 }
-int_elem!(u8 => U8, u16 => U16, u32 => U32, i8 => I8, i16 => I16, i32 => I32);
+int_elem!(u8, u16, u32, i8, i16, i32);
 
 impl Elem for f32 {
-    fn wrap_image(image: ci::Image<Self>) -> AnyImage {
-        AnyImage::F32(image)
-    }
     fn fill_from_py(value: &Bound<'_, PyAny>) -> Option<Self> {
         // Anything float() accepts, rounded to the nearest f32 (1e300 becomes inf).
         value.extract::<f64>().ok().map(|v| v as f32)
@@ -50,18 +45,12 @@ impl Elem for f32 {
 }
 
 impl Elem for f64 {
-    fn wrap_image(image: ci::Image<Self>) -> AnyImage {
-        AnyImage::F64(image)
-    }
     fn fill_from_py(value: &Bound<'_, PyAny>) -> Option<Self> {
         value.extract::<f64>().ok()
     }
 }
 
 impl Elem for ci::f16 {
-    fn wrap_image(image: ci::Image<Self>) -> AnyImage {
-        AnyImage::F16(image)
-    }
     fn fill_from_py(value: &Bound<'_, PyAny>) -> Option<Self> {
         value.extract::<f64>().ok().map(ci::f16::from_f64)
     }
@@ -160,6 +149,19 @@ pub fn parse_dtype(obj: &Bound<'_, PyAny>) -> PyResult<Dtype> {
     dtype_of_descr(&descr)
 }
 
+/// `fill_value` converted exactly to `T`, or the original's RuntimeError.
+pub fn fill_value<T: Elem>(value: &Bound<'_, PyAny>) -> PyResult<T> {
+    T::fill_from_py(value)
+        .ok_or_else(|| PyRuntimeError::new_err("Could not convert fill_value to the target dtype."))
+}
+
+/// The name of `obj`'s type, for messages.
+pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map_or_else(|_| "?".to_string(), |n| n.to_string())
+}
+
 /// `obj` as a numpy array, or TypeError naming the argument.
 pub fn as_ndarray<'py>(
     obj: &Bound<'py, PyAny>,
@@ -168,9 +170,7 @@ pub fn as_ndarray<'py>(
     obj.cast::<PyUntypedArray>().cloned().map_err(|_| {
         PyTypeError::new_err(format!(
             "{what} must be a numpy.ndarray, not {}",
-            obj.get_type()
-                .name()
-                .map_or_else(|_| "?".to_string(), |n| n.to_string())
+            type_name(obj)
         ))
     })
 }
@@ -180,159 +180,106 @@ pub fn array_dtype(arr: &Bound<'_, PyUntypedArray>) -> PyResult<Dtype> {
     dtype_of_descr(&arr.dtype())
 }
 
-fn to_type_error(e: PyErr, py: Python<'_>, what: &str) -> PyErr {
-    if e.is_instance_of::<PyOverflowError>(py) {
-        PyTypeError::new_err(format!("{what}: {}", e.value(py)))
-    } else {
-        e
-    }
-}
-
-/// A non-negative integer argument (a C `size_t` in the original): a negative or too
-/// large value is a TypeError, as pybind11 makes it.
-#[derive(Debug, Clone, Copy)]
-pub struct Size(pub usize);
-
-impl<'py> FromPyObject<'_, 'py> for Size {
-    type Error = PyErr;
-    fn extract(obj: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
-        obj.extract::<usize>()
-            .map(Size)
-            .map_err(|e| to_type_error(e, obj.py(), "expected a non-negative integer"))
-    }
-}
-
-fn check_level(level: u64) -> PyResult<u8> {
-    if level > 9 {
+/// The dtype of a data array must be exactly `expected`.
+pub fn check_array_dtype(
+    arr: &Bound<'_, PyUntypedArray>,
+    expected: Dtype,
+    what: &str,
+) -> PyResult<()> {
+    let found = array_dtype(arr)?;
+    if found != expected {
         return Err(PyValueError::new_err(format!(
-            "Blosc2 only supports compression levels from 0-9, got {level}"
+            "{what} requires a numpy array of dtype {expected}, instead got {found}"
         )));
     }
-    Ok(level as u8)
+    Ok(())
 }
 
-/// `compression_level` of `Channel`, `zeros`, `full`, `Image.add_channel` (a `uint8` in the
-/// original): -1 or 256 → TypeError; 10–255 → ValueError (the original clamps to 9 and
-/// prints a message).
-#[derive(Debug, Clone, Copy)]
-pub struct Level(pub u8);
-
-impl<'py> FromPyObject<'_, 'py> for Level {
-    type Error = PyErr;
-    fn extract(obj: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
-        let v = obj
-            .extract::<u8>()
-            .map_err(|e| to_type_error(e, obj.py(), "expected an integer from 0 to 255 (uint8)"))?;
-        check_level(u64::from(v)).map(Level)
-    }
-}
-
-/// `compression_level` of `Image(...)` (a `size_t` in the original): negative → TypeError,
-/// above 9 → ValueError.
-#[derive(Debug, Clone, Copy)]
-pub struct WideLevel(pub u8);
-
-impl<'py> FromPyObject<'_, 'py> for WideLevel {
-    type Error = PyErr;
-    fn extract(obj: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
-        let v = obj
-            .extract::<u64>()
-            .map_err(|e| to_type_error(e, obj.py(), "expected a non-negative integer"))?;
-        check_level(v).map(WideLevel)
-    }
-}
-
-/// `fill_value` converted exactly to `T`, or the original's RuntimeError.
-pub fn fill_value<T: Elem>(value: &Bound<'_, PyAny>) -> PyResult<T> {
-    T::fill_from_py(value)
-        .ok_or_else(|| PyRuntimeError::new_err("Could not convert fill_value to the target dtype."))
-}
-
-/// A JSON-convertible Python value (None, bool, int, float, str, list, tuple, dict with
-/// keys converted by `str()`) as JSON; anything else is a TypeError, as in the original.
-pub fn py_to_json(obj: &Bound<'_, PyAny>) -> PyResult<serde_json::Value> {
-    use serde_json::Value;
-    if obj.is_none() {
-        return Ok(Value::Null);
-    }
-    if let Ok(b) = obj.cast::<PyBool>() {
-        return Ok(Value::Bool(b.is_true()));
-    }
-    if obj.is_instance_of::<PyInt>() {
-        if let Ok(v) = obj.extract::<i64>() {
-            return Ok(Value::from(v));
-        }
-        if let Ok(v) = obj.extract::<u64>() {
-            return Ok(Value::from(v));
-        }
-        return Err(PyTypeError::new_err(
-            "metadata integers must fit in 64 bits",
-        ));
-    }
-    if obj.is_instance_of::<PyFloat>() {
-        let v: f64 = obj.extract()?;
-        return serde_json::Number::from_f64(v)
-            .map(Value::Number)
-            .ok_or_else(|| {
-                PyValueError::new_err(format!(
-                    "metadata floats must be finite to be stored as JSON, got {v}"
-                ))
-            });
-    }
-    if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Value::String(s.to_cow()?.into_owned()));
-    }
-    if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
-        return obj
-            .try_iter()?
-            .map(|item| py_to_json(&item?))
-            .collect::<PyResult<Vec<_>>>()
-            .map(Value::Array);
-    }
-    if let Ok(d) = obj.cast::<PyDict>() {
-        let mut map = serde_json::Map::new();
-        for (k, v) in d.iter() {
-            map.insert(k.str()?.to_cow()?.into_owned(), py_to_json(&v)?);
-        }
-        return Ok(Value::Object(map));
-    }
-    Err(PyTypeError::new_err(format!(
-        "metadata must be JSON-convertible (None, bool, int, float, str, list, tuple, dict), got {}",
-        obj.get_type()
-            .name()
-            .map_or_else(|_| "?".to_string(), |n| n.to_string())
-    )))
-}
-
-/// JSON as Python values (objects keep their key order).
-pub fn json_to_py<'py>(py: Python<'py>, v: &serde_json::Value) -> PyResult<Bound<'py, PyAny>> {
-    use serde_json::Value;
-    Ok(match v {
-        Value::Null => py.None().into_bound(py),
-        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                i.into_pyobject(py)?.into_any()
-            } else if let Some(u) = n.as_u64() {
-                u.into_pyobject(py)?.into_any()
-            } else {
-                n.as_f64().unwrap_or(f64::NAN).into_pyobject(py)?.into_any()
+/// Check that `arr` is `width × height` elements: 1-D of length `w·h` or 2-D `(h, w)`.
+pub fn check_shape(arr: &Bound<'_, PyUntypedArray>, w: usize, h: usize) -> PyResult<()> {
+    let shape = arr.shape();
+    match *shape {
+        [n] => {
+            let expected = w.checked_mul(h).ok_or_else(|| {
+                PyValueError::new_err(format!("width x height overflows: {w} x {h}"))
+            })?;
+            if n != expected {
+                return Err(PyValueError::new_err(format!(
+                    "Invalid array size received, expected {expected} (width x height = {w} x {h}) but instead got {n}"
+                )));
             }
         }
-        Value::String(s) => PyString::new(py, s).into_any(),
-        Value::Array(items) => {
-            let list = PyList::empty(py);
-            for item in items {
-                list.append(json_to_py(py, item)?)?;
+        [rows, cols] => {
+            if rows != h {
+                return Err(PyValueError::new_err(format!(
+                    "Invalid 1st dimension size encountered, expected {h} (height) but instead got {rows}"
+                )));
             }
-            list.into_any()
-        }
-        Value::Object(map) => {
-            let dict = PyDict::new(py);
-            for (k, item) in map {
-                dict.set_item(k, json_to_py(py, item)?)?;
+            if cols != w {
+                return Err(PyValueError::new_err(format!(
+                    "Invalid 2nd dimension size encountered, expected {w} (width) but instead got {cols}"
+                )));
             }
-            dict.into_any()
         }
-    })
+        _ => {
+            return Err(PyValueError::new_err(format!(
+                "Invalid number of dimensions received, expected one of {{ 1, 2 }} but instead got {}",
+                shape.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `arr` itself if it is C-contiguous and aligned, else numpy's C-contiguous, aligned copy
+/// of it (cast to `dtype` if given, with numpy's unsafe casting, as the original's
+/// `py::array::forcecast`).
+pub fn contiguous<'py>(
+    arr: &Bound<'py, PyAny>,
+    dtype: Option<Dtype>,
+) -> PyResult<Bound<'py, PyUntypedArray>> {
+    if dtype.is_none()
+        && let Ok(a) = arr.cast::<PyUntypedArray>()
+        && a.is_c_contiguous()
+        && a.is_aligned()
+    {
+        return Ok(a.clone());
+    }
+    let py = arr.py();
+    let descr = dtype.map(|d| np_dtype(py, d)).transpose()?;
+    let required = py
+        .import("numpy")?
+        .call_method1("require", (arr, descr, ["C", "A"]))?;
+    Ok(required.cast_into::<PyUntypedArray>()?)
+}
+
+/// Run `f` on the elements of `arr` (whose dtype is `T`) in row-major order: borrowed when
+/// the array is C-contiguous and aligned, else from numpy's contiguous copy (strided,
+/// Fortran-ordered, reversed and misaligned views are all read correctly).
+///
+/// The borrow is a rust-numpy read-only borrow held for the whole call, so `f` may release
+/// the GIL: the array object stays alive and other Rust code cannot borrow it mutably.
+/// Python code in another thread writing to the same array meanwhile is the same data race
+/// numpy's own GIL-free loops allow; it can give torn values in the result, never an
+/// out-of-bounds access (the slice length is fixed for the borrow).
+pub fn with_slice<T: Elem, R>(
+    arr: &Bound<'_, PyUntypedArray>,
+    f: impl FnOnce(&[T]) -> R,
+) -> PyResult<R> {
+    let arr = contiguous(arr.as_any(), None)?;
+    let typed = arr.cast::<PyArrayDyn<T>>()?;
+    let ro = typed.try_readonly().map_err(borrow_err)?;
+    let slice = ro
+        .as_slice()
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(f(slice))
+}
+
+/// [`with_slice`] on the raw bytes of `arr`, whose dtype is `dtype`.
+pub fn with_bytes<R>(
+    arr: &Bound<'_, PyUntypedArray>,
+    dtype: Dtype,
+    f: impl FnOnce(&[u8]) -> R,
+) -> PyResult<R> {
+    dispatch!(dtype, T => with_slice::<T, R>(arr, |s| f(bytemuck::cast_slice(s))))
 }

@@ -1,16 +1,20 @@
-//! Rust errors to Python exceptions.
+//! Rust errors to Python exceptions, chosen by the error's type and kind, never by its
+//! message text.
 //!
 //! | `compressed_image::Error` | Python exception |
 //! |---|---|
-//! | `InvalidArgument` about the chunk size (below one scanline, above c-blosc2's limit) | `RuntimeError` (as the original) |
-//! | other `InvalidArgument`, `DtypeMismatch`, `UnknownChannelName`, `Metadata` | `ValueError` |
+//! | `InvalidArgument` whose `Argument` is about chunk geometry (chunk size below one scanline or above c-blosc2's limit, too many chunks) | `RuntimeError` (as the original's "Unable to align chunk size to scanlines") |
+//! | `ChannelsDisagree` (an image's channels differ in chunk or block size) | `RuntimeError` "Validation Error: Channels in image do not all have the same chunk size" (as the original) |
+//! | other `InvalidArgument`, `DtypeMismatch`, `ChannelDtypeMismatch` | `ValueError` |
+//! | `UnknownChannelName` | `ValueError` "Unknown channelname 'Z' encountered" (as the original) |
 //! | `IndexOutOfRange` | `IndexError` |
 //! | `NotACompressedImage`, `UnsupportedVersion`, `Corrupted`, `ChecksumMismatch` | `CorruptedError` (a `ValueError`) |
 //! | `Locked` | `LockedError` (a `RuntimeError`) |
 //! | `ReadOnly` | `ReadOnlyError` (a `RuntimeError`) |
 //! | `ChannelRemoved` | `ChannelRemovedError` (a `RuntimeError`) |
 //! | `Poisoned`, `BatchInProgress`, `Codec`, anything newer | `RuntimeError` |
-//! | `Io` | `OSError` (the subclass for its errno, e.g. `FileNotFoundError`) |
+//! | `File { path, source }` (a file that could not be opened, created or locked) | `OSError`: the subclass for the errno (e.g. `FileNotFoundError`, `PermissionError`, `IsADirectoryError`), `filename` = `path` |
+//! | `Io` | `OSError`: the subclass for its errno, with the file name when the call names one |
 
 use std::path::Path;
 
@@ -49,19 +53,25 @@ pub fn to_py(e: Error) -> PyErr {
     to_py_at(e, None)
 }
 
-/// The Python exception for a crate error met while working on `path` (named in `OSError`s).
+/// `OSError(errno, strerror[, filename])`, which Python turns into the errno's subclass
+/// (FileNotFoundError, PermissionError, ...); an error without an errno stays `OSError`.
+fn os_error(io: std::io::Error, path: Option<&Path>) -> PyErr {
+    match (io.raw_os_error(), path) {
+        (Some(errno), Some(p)) => {
+            PyOSError::new_err((errno, io.to_string(), p.display().to_string()))
+        }
+        (Some(errno), None) => PyOSError::new_err((errno, io.to_string())),
+        (None, _) => PyErr::from(io),
+    }
+}
+
+/// The Python exception for a crate error met while working on `path` (named in
+/// `OSError`s and `CorruptedError`s).
 pub fn to_py_at(e: Error, path: Option<&Path>) -> PyErr {
     let msg = e.to_string();
     match e {
-        Error::Io(io) => match io.raw_os_error() {
-            // OSError(errno, strerror, filename) instantiates the errno's subclass
-            // (FileNotFoundError, PermissionError, ...).
-            Some(errno) => match path {
-                Some(p) => PyOSError::new_err((errno, io.to_string(), p.display().to_string())),
-                None => PyOSError::new_err((errno, io.to_string())),
-            },
-            None => PyErr::from(io),
-        },
+        Error::Io(io) => os_error(io, path),
+        Error::File { path, source } => os_error(source, Some(&path)),
         Error::NotACompressedImage
         | Error::UnsupportedVersion { .. }
         | Error::Corrupted { .. }
@@ -69,30 +79,29 @@ pub fn to_py_at(e: Error, path: Option<&Path>) -> PyErr {
             Some(p) => CorruptedError::new_err(format!("{}: {msg}", p.display())),
             None => CorruptedError::new_err(msg),
         },
-        // A chunk size that cannot hold one scanline (or too large a chunk): RuntimeError,
-        // as the original's "Unable to align chunk size to scanlines"; likewise when an
-        // image's channels disagree on their chunk size.
-        Error::InvalidArgument {
-            what: "chunk size" | "chunk count",
-            ..
-        } => PyRuntimeError::new_err(msg),
+        Error::InvalidArgument { what, .. } if what.is_chunk_geometry() => {
+            PyRuntimeError::new_err(msg)
+        }
+        Error::ChannelsDisagree { property } => PyRuntimeError::new_err(format!(
+            "Validation Error: Channels in image do not all have the same {property}"
+        )),
+        Error::UnknownChannelName(name) => {
+            PyValueError::new_err(format!("Unknown channelname '{name}' encountered"))
+        }
         Error::InvalidArgument { .. }
         | Error::DtypeMismatch { .. }
-        | Error::UnknownChannelName(_)
-        | Error::Metadata(_) => PyValueError::new_err(msg),
+        | Error::ChannelDtypeMismatch { .. } => PyValueError::new_err(msg),
         Error::IndexOutOfRange { .. } => PyIndexError::new_err(msg),
         Error::Locked { .. } => LockedError::new_err(msg),
         Error::ReadOnly => ReadOnlyError::new_err(msg),
         Error::ChannelRemoved => ChannelRemovedError::new_err(msg),
-        Error::Poisoned | Error::BatchInProgress | Error::Codec { .. } => {
-            PyRuntimeError::new_err(msg)
-        }
-        // `Error` is non-exhaustive: variants added later surface as RuntimeError.
+        // `Poisoned`, `BatchInProgress`, `Codec`, and variants added later (`Error` is
+        // non-exhaustive).
         _ => PyRuntimeError::new_err(msg),
     }
 }
 
-/// Extension trait: `.py()?` on crate results.
+/// Extension trait: `.py_err()?` on crate results.
 pub trait IntoPyResult<T> {
     /// Map the error with [`to_py`].
     fn py_err(self) -> PyResult<T>;

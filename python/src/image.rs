@@ -1,302 +1,198 @@
-//! `Image`: several channels of one dtype and size, optional names, JSON metadata.
+//! `Image`: channels of one size, optional names and JSON metadata. Each channel has its
+//! own dtype in the file; the Python object is either single-typed (one dtype for every
+//! channel, enforced by `add_channel`, as compressed-image 1.0.1) or mixed.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
-use ci::{AnyChannel, Dtype, Image};
-use numpy::ndarray::Array2;
-use numpy::{PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyIndexError, PyRuntimeError, PyTypeError, PyValueError};
+use ci::{AnyImage, Dtype};
+use numpy::{PyArrayDescr, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
-use crate::channel::{
-    ChannelState, Origin, PyChannel, absolute, check_array_dtype, check_nthreads, check_shape,
-    compaction_dict, contiguous, lock, settings, stats_dict, verification_dict, with_slice,
-};
+use crate::channel::{ChannelHandle, Origin, PyChannel};
 use crate::codec::PyCodec;
 use crate::convert::{
-    Elem, Level, Size, WideLevel, as_ndarray, dispatch, json_to_py, np_dtype, parse_dtype,
-    py_to_json,
+    array_dtype, as_ndarray, check_array_dtype, check_shape, contiguous, dispatch, np_dtype,
+    parse_dtype, with_bytes,
 };
-use crate::errors::{IntoPyResult, borrow_err, closed, to_py_at};
+use crate::errors::{IntoPyResult, closed, to_py_at};
+use crate::handle::{Handle, PyHandle, absolute, file_handle_methods};
+use crate::json::{json_to_py, py_to_json};
+use crate::settings::{Level, Size, Threads, WideLevel, settings};
+use crate::typed::decompressed;
 
-/// A typed image with its element type erased.
-#[derive(Clone)]
-pub enum AnyImage {
-    U8(Image<u8>),
-    U16(Image<u16>),
-    U32(Image<u32>),
-    I8(Image<i8>),
-    I16(Image<i16>),
-    I32(Image<i32>),
-    F16(Image<ci::f16>),
-    F32(Image<f32>),
-    F64(Image<f64>),
+/// A `dtype` argument of `Image`, `Image.create` and `Image.open`.
+enum DtypeSpec {
+    /// One dtype: every channel holds it (the 1.0.1 API).
+    One(Dtype),
+    /// A list or tuple: the dtype of each channel, in order; the image is mixed.
+    PerChannel(Vec<Dtype>),
 }
 
-/// Run `$body` with `$i` bound to the typed image inside `$img` (and `$T` to its element
-/// type, in the second form).
-macro_rules! with_image {
-    ($img:expr, $i:ident => $body:expr) => {
-        with_image!($img, $i, _T => $body)
-    };
-    ($img:expr, $i:ident, $T:ident => $body:expr) => {
-        match $img {
-            AnyImage::U8($i) => {
-                #[allow(dead_code)]
-                type $T = u8;
-                $body
-            }
-            AnyImage::U16($i) => {
-                #[allow(dead_code)]
-                type $T = u16;
-                $body
-            }
-            AnyImage::U32($i) => {
-                #[allow(dead_code)]
-                type $T = u32;
-                $body
-            }
-            AnyImage::I8($i) => {
-                #[allow(dead_code)]
-                type $T = i8;
-                $body
-            }
-            AnyImage::I16($i) => {
-                #[allow(dead_code)]
-                type $T = i16;
-                $body
-            }
-            AnyImage::I32($i) => {
-                #[allow(dead_code)]
-                type $T = i32;
-                $body
-            }
-            AnyImage::F16($i) => {
-                #[allow(dead_code)]
-                type $T = ci::f16;
-                $body
-            }
-            AnyImage::F32($i) => {
-                #[allow(dead_code)]
-                type $T = f32;
-                $body
-            }
-            AnyImage::F64($i) => {
-                #[allow(dead_code)]
-                type $T = f64;
-                $body
-            }
+impl DtypeSpec {
+    fn parse(obj: &Bound<'_, PyAny>) -> PyResult<DtypeSpec> {
+        if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+            let dtypes = obj
+                .try_iter()?
+                .map(|d| parse_dtype(&d?))
+                .collect::<PyResult<_>>()?;
+            return Ok(DtypeSpec::PerChannel(dtypes));
         }
-    };
-}
-
-impl AnyImage {
-    fn width(&self) -> usize {
-        with_image!(self, i => i.width())
-    }
-    fn height(&self) -> usize {
-        with_image!(self, i => i.height())
-    }
-    fn num_channels(&self) -> usize {
-        with_image!(self, i => i.num_channels())
-    }
-    fn channel_names(&self) -> Vec<String> {
-        with_image!(self, i => i.channel_names())
+        parse_dtype(obj).map(DtypeSpec::One)
     }
 
-    /// The untyped handle of the channel at `index` (IndexError past the end).
-    pub fn channel_any(&self, index: usize) -> PyResult<AnyChannel> {
-        with_image!(self, i => i.channel(index).map(|c| c.into_any())).py_err()
-    }
-
-    /// Index of the first channel named `name` (the original's ValueError otherwise).
-    fn index_of(&self, name: &str) -> PyResult<usize> {
-        with_image!(self, i => i.channel_index(name)).map_err(|e| match e {
-            ci::Error::UnknownChannelName(_) => {
-                PyValueError::new_err(format!("Unknown channelname '{name}' encountered"))
+    /// ValueError unless a per-channel list has exactly `count` entries.
+    fn check_count(&self, count: usize) -> PyResult<()> {
+        match self {
+            DtypeSpec::PerChannel(list) if list.len() != count => {
+                Err(PyValueError::new_err(format!(
+                    "a list of dtypes gives one dtype per channel: got {} dtypes for {count} channels",
+                    list.len()
+                )))
             }
-            other => crate::errors::to_py(other),
-        })
+            _ => Ok(()),
+        }
+    }
+
+    /// The dtype of channel `index` (after [`check_count`](Self::check_count)).
+    fn of_channel(&self, index: usize) -> Dtype {
+        match self {
+            DtypeSpec::One(d) => *d,
+            DtypeSpec::PerChannel(list) => list[index],
+        }
+    }
+
+    /// The dtype every channel must have: `None` for a mixed image.
+    fn single(&self) -> Option<Dtype> {
+        match self {
+            DtypeSpec::One(d) => Some(*d),
+            DtypeSpec::PerChannel(_) => None,
+        }
     }
 }
 
-fn open_typed<T: Elem>(py: Python<'_>, path: &Path, read_only: bool) -> PyResult<AnyImage> {
-    py.detach(|| {
-        if read_only {
-            Image::<T>::open_read_only(path)
-        } else {
-            Image::<T>::open(path)
-        }
-    })
-    .map(T::wrap_image)
-    .map_err(|e| to_py_at(e, Some(path)))
+/// What an `Image` object keeps beside its crate handle.
+pub struct ImageExtra {
+    /// The dtype every channel must have (`add_channel` enforces it); `None` for a mixed
+    /// image, whose channels each have their own.
+    dtype: Option<Dtype>,
+    /// Channel objects handed out, to close them with the image and track their positions.
+    children: Vec<Weak<ChannelHandle>>,
 }
 
-/// Open an image file with the element type `dtype`, or the one its channels have.
-pub(crate) fn open_image(
+/// An image: channels of one size, each with its own dtype and compression settings,
+/// optional channel names (none, or one per channel; duplicates allowed, lookup takes the
+/// first) and JSON metadata.
+///
+/// An image made or opened with one dtype holds only channels of that dtype, as in
+/// compressed-image 1.0.1; one made with a list of dtypes, or opened from a file whose
+/// channels differ, is mixed. Channel objects obtained from an image read and write
+/// through to it; after `remove_channel` they raise `ChannelRemovedError` instead of
+/// dangling.
+#[pyclass(module = "compressed_image", name = "Image", frozen, weakref)]
+pub struct PyImage {
+    state: Handle<AnyImage, ImageExtra>,
+}
+
+impl PyHandle for PyImage {
+    type Resource = AnyImage;
+    type Extra = ImageExtra;
+    const KIND: &'static str = "Image";
+
+    fn handle(&self) -> &Handle<AnyImage, ImageExtra> {
+        &self.state
+    }
+
+    fn close_dependents(&self, py: Python<'_>) {
+        let children = std::mem::take(&mut self.state.lock().extra.children);
+        let channels: Vec<_> = children
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter_map(|c| c.take())
+            .collect();
+        py.detach(move || drop(channels));
+    }
+
+    /// `(dtype,)`: the single dtype's name, or None for a mixed image.
+    fn unpickle_args<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let dtype = self.state.lock().extra.dtype.map(Dtype::name);
+        Ok(vec![dtype.into_pyobject(py)?.into_any()])
+    }
+}
+
+file_handle_methods!(PyImage);
+
+/// Open an image file; `dtype` is the single dtype its channels must all have, or `None`
+/// for a mixed image.
+fn open_image(
     py: Python<'_>,
     path: &Path,
     read_only: bool,
     dtype: Option<Dtype>,
-) -> PyResult<(AnyImage, Dtype)> {
-    let dtype = match dtype {
-        Some(d) => d,
-        None => {
-            let info = py
-                .detach(|| ci::inspect(path))
-                .map_err(|e| to_py_at(e, Some(path)))?;
-            match info.channels.first() {
-                Some(c) => c.dtype,
-                None => {
-                    return Err(PyValueError::new_err(format!(
-                        "{} is an image without channels, whose dtype the file does not record: \
-                         pass dtype= to Image.open",
-                        path.display()
-                    )));
-                }
+) -> PyResult<AnyImage> {
+    let image = py
+        .detach(|| {
+            if read_only {
+                AnyImage::open_read_only(path)
+            } else {
+                AnyImage::open(path)
             }
-        }
-    };
-    let image = dispatch!(dtype, T => open_typed::<T>(py, path, read_only))?;
-    Ok((image, dtype))
-}
-
-fn build_image<T: Elem>(
-    py: Python<'_>,
-    arrays: &[Bound<'_, PyUntypedArray>],
-    w: usize,
-    h: usize,
-    names: &[String],
-    s: ci::Settings,
-) -> PyResult<AnyImage> {
-    // Every array is C-contiguous and aligned (`contiguous`), so each borrow is a slice.
-    let borrows = arrays
-        .iter()
-        .map(|a| {
-            a.cast::<PyArrayDyn<T>>()?
-                .try_readonly()
-                .map_err(borrow_err)
         })
-        .collect::<PyResult<Vec<_>>>()?;
-    let slices = borrows
-        .iter()
-        .map(|b| {
-            b.as_slice()
-                .map_err(|e| PyRuntimeError::new_err(e.to_string()))
-        })
-        .collect::<PyResult<Vec<&[T]>>>()?;
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    py.detach(|| Image::<T>::from_channels(&slices, w, h, &names, s))
-        .map(T::wrap_image)
-        .py_err()
-}
-
-fn create_empty<T: Elem>(
-    py: Python<'_>,
-    path: Option<&Path>,
-    w: usize,
-    h: usize,
-) -> PyResult<AnyImage> {
-    py.detach(|| match path {
-        None => Image::<T>::new(w, h),
-        Some(p) => Image::<T>::create(p, w, h),
-    })
-    .map(T::wrap_image)
-    .map_err(|e| to_py_at(e, path))
-}
-
-fn decompressed_all<T: Elem>(py: Python<'_>, image: &Image<T>) -> PyResult<Py<PyList>> {
-    let (w, h) = (image.width(), image.height());
-    let planes = py.detach(|| image.get_decompressed()).py_err()?;
-    let list = PyList::empty(py);
-    for plane in planes {
-        let a = Array2::from_shape_vec((h, w), plane)
-            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-        list.append(PyArray2::from_owned_array(py, a))?;
+        .map_err(|e| to_py_at(e, Some(path)))?;
+    let found = image.dtypes();
+    if let Some(expected) = dtype
+        && let Some(other) = found.iter().find(|d| **d != expected)
+    {
+        return Err(PyValueError::new_err(format!(
+            "{}: the image holds {other} channels, not {expected}",
+            path.display()
+        )));
     }
-    Ok(list.unbind())
+    Ok(image)
 }
 
-/// The mutable part of an `Image` object.
-struct ImageState {
-    /// `None` once closed.
-    image: Option<AnyImage>,
-    dtype: Dtype,
-    /// Absolute path of the file; `None` for an anonymous image.
-    path: Option<PathBuf>,
-    read_only: bool,
-    /// Channel objects handed out, to close them with the image and track their positions.
-    children: Vec<Weak<Mutex<ChannelState>>>,
-}
-
-/// An image: channels of one dtype and size, optional channel names (none, or one per
-/// channel; duplicates allowed, lookup takes the first) and JSON metadata.
-///
-/// Channel objects obtained from an image read and write through to it; after
-/// `remove_channel` they raise `ChannelRemovedError` instead of dangling.
-#[pyclass(module = "compressed_image", name = "Image", frozen, weakref)]
-pub struct PyImage {
-    state: Mutex<ImageState>,
-}
-
-impl Drop for PyImage {
-    fn drop(&mut self) {
-        let image = lock(&self.state).image.take();
-        if let Some(image) = image {
-            Python::try_attach(|py| py.detach(move || drop(image)));
-        }
-    }
+/// The single dtype of an image opened without a `dtype` argument: the one its channels
+/// share; `None` (mixed) when they differ or there are none.
+fn common_dtype(dtypes: &[Dtype]) -> Option<Dtype> {
+    let (first, rest) = dtypes.split_first()?;
+    rest.iter().all(|d| d == first).then_some(*first)
 }
 
 impl PyImage {
-    fn wrap(image: AnyImage, dtype: Dtype, path: Option<PathBuf>, read_only: bool) -> PyImage {
+    fn wrap(image: AnyImage, dtype: Option<Dtype>, path: Option<PathBuf>) -> PyImage {
+        let extra = ImageExtra {
+            dtype,
+            children: Vec::new(),
+        };
         PyImage {
-            state: Mutex::new(ImageState {
-                image: Some(image),
-                dtype,
-                path,
-                read_only,
-                children: Vec::new(),
-            }),
+            state: Handle::new(image, path, extra),
         }
     }
 
-    fn image(&self) -> PyResult<(AnyImage, Dtype)> {
-        let st = lock(&self.state);
-        match &st.image {
-            Some(i) => Ok((i.clone(), st.dtype)),
-            None => Err(closed("Image")),
-        }
-    }
-
-    fn img(&self) -> PyResult<AnyImage> {
-        Ok(self.image()?.0)
+    fn image(&self) -> PyResult<AnyImage> {
+        self.state.get(Self::KIND)
     }
 
     /// A Channel object for the channel at `position`, tracked by this image.
     fn child(&self, image: &AnyImage, position: usize) -> PyResult<PyChannel> {
-        let any = image.channel_any(position)?;
-        let path = lock(&self.state).path.clone();
-        let state = PyChannel::new_state(
-            any,
-            path,
-            Origin::Image {
-                position: Some(position),
-            },
-        )?;
-        let mut st = lock(&self.state);
-        st.children.retain(|w| w.strong_count() > 0);
-        st.children.push(Arc::downgrade(&state));
-        Ok(PyChannel { state })
+        let any = image.channel(position).py_err()?;
+        let origin = Origin::Image {
+            position: Some(position),
+        };
+        let channel = PyChannel::new(any, self.state.path().map(Path::to_path_buf), origin);
+        let mut slot = self.state.lock();
+        slot.extra.children.retain(|w| w.strong_count() > 0);
+        slot.extra.children.push(Arc::downgrade(&channel.state));
+        Ok(channel)
     }
 
     /// A channel by index (IndexError past the end) or name (ValueError if unknown).
     fn child_by_key(&self, key: &Bound<'_, PyAny>) -> PyResult<PyChannel> {
-        let image = self.img()?;
+        let image = self.image()?;
         if let Ok(name) = key.cast::<PyString>() {
-            let index = image.index_of(&name.to_cow()?)?;
+            let index = image.channel_index(&name.to_cow()?).py_err()?;
             return self.child(&image, index);
         }
         let Size(index) = key.extract().map_err(|e: PyErr| {
@@ -310,12 +206,47 @@ impl PyImage {
         }
         self.child(&image, index)
     }
+
+    /// After removing the channel at `index`: Channel objects of it are removed, those
+    /// after it move down one.
+    fn shift_children(&self, index: usize) {
+        let slot = self.state.lock();
+        for child in slot.extra.children.iter().filter_map(Weak::upgrade) {
+            let mut c = child.lock();
+            if let Origin::Image { position: Some(p) } = c.extra {
+                c.extra = Origin::Image {
+                    position: match p.cmp(&index) {
+                        std::cmp::Ordering::Less => Some(p),
+                        std::cmp::Ordering::Equal => None,
+                        std::cmp::Ordering::Greater => Some(p - 1),
+                    },
+                };
+            }
+        }
+    }
+
+    /// Compress `arr` (of `dtype`, contiguous) as a new last channel.
+    fn push_channel(
+        py: Python<'_>,
+        image: &AnyImage,
+        arr: &Bound<'_, PyUntypedArray>,
+        dtype: Dtype,
+        name: Option<&str>,
+        s: ci::Settings,
+    ) -> PyResult<()> {
+        with_bytes(arr, dtype, |data| {
+            py.detach(|| image.add_channel_bytes(dtype, data, name, s).map(drop))
+        })?
+        .py_err()
+    }
 }
 
 #[pymethods]
 impl PyImage {
     /// An anonymous image from planar channel data: each item of `channels` is force-cast
     /// to `dtype` and must hold `width * height` elements (1-D, or 2-D `(height, width)`).
+    /// `dtype` is one dtype for every channel, or a list with one dtype per channel (a
+    /// mixed image).
     #[new]
     #[pyo3(
         signature = (dtype, channels, width, height, channel_names = Vec::new(), compression_codec = PyCodec::lz4, compression_level = WideLevel(9), block_size = Size(32768), chunk_size = Size(4194304)),
@@ -333,31 +264,34 @@ impl PyImage {
         block_size: Size,
         chunk_size: Size,
     ) -> PyResult<PyImage> {
-        let dt = parse_dtype(dtype)?;
-        let descr = np_dtype(py, dt)?;
-        let mut arrays = Vec::new();
-        for item in channels.try_iter()? {
-            // Force-cast to the dtype (numpy's unsafe casting, as the original's
-            // `py::array::forcecast`), C-contiguous and aligned.
-            let arr = contiguous(&item?, Some(&descr))?;
+        let spec = DtypeSpec::parse(dtype)?;
+        let items = channels.try_iter()?.collect::<PyResult<Vec<_>>>()?;
+        spec.check_count(items.len())?;
+        let mut arrays = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let dt = spec.of_channel(i);
+            let arr = contiguous(item, Some(dt))?;
             check_shape(&arr, width.0, height.0)?;
-            arrays.push(arr);
+            arrays.push((arr, dt));
         }
-        let s = settings(
-            compression_codec,
-            compression_level.0,
-            block_size.0,
-            chunk_size.0,
-        );
-        let image = if arrays.is_empty() && channel_names.is_empty() {
-            dispatch!(dt, T => create_empty::<T>(py, None, width.0, height.0))?
-        } else {
-            dispatch!(dt, T => build_image::<T>(py, &arrays, width.0, height.0, &channel_names, s))?
-        };
-        Ok(PyImage::wrap(image, dt, None, false))
+        if !channel_names.is_empty() && channel_names.len() != arrays.len() {
+            return Err(PyValueError::new_err(format!(
+                "Invalid number of channel names: got {} for {} channels (pass none, or one per channel)",
+                channel_names.len(),
+                arrays.len()
+            )));
+        }
+        let s = settings(compression_codec, compression_level, block_size, chunk_size);
+        let image = py.detach(|| AnyImage::new(width.0, height.0)).py_err()?;
+        for (i, (arr, dt)) in arrays.iter().enumerate() {
+            let name = channel_names.get(i).map(String::as_str);
+            PyImage::push_channel(py, &image, arr, *dt, name, s)?;
+        }
+        Ok(PyImage::wrap(image, spec.single(), None))
     }
 
     /// A new, empty image file at `path` (replacing any file there), opened read-write.
+    /// `dtype` is the dtype of every channel, or `[]` for a mixed image.
     #[staticmethod]
     #[pyo3(text_signature = "(path, dtype, width, height)")]
     fn create(
@@ -368,14 +302,19 @@ impl PyImage {
         height: Size,
     ) -> PyResult<PyImage> {
         let path = absolute(&path);
-        let dt = parse_dtype(dtype)?;
-        let image = dispatch!(dt, T => create_empty::<T>(py, Some(&path), width.0, height.0))?;
-        Ok(PyImage::wrap(image, dt, Some(path), false))
+        let spec = DtypeSpec::parse(dtype)?;
+        spec.check_count(0)?;
+        let image = py
+            .detach(|| AnyImage::create(&path, width.0, height.0))
+            .map_err(|e| to_py_at(e, Some(&path)))?;
+        Ok(PyImage::wrap(image, spec.single(), Some(path)))
     }
 
     /// Open an image file read-write (one writer per file; a second gets `LockedError`) or
-    /// read-only. The dtype is the one its channels have; an image file without channels
-    /// does not record one, so pass `dtype=` for it.
+    /// read-only. Without `dtype`, the image is single-typed when its channels share one
+    /// dtype and mixed otherwise (also when it has no channels); with `dtype`, every
+    /// channel must have it, or, for a list, the channels must have exactly those dtypes
+    /// (the image is then mixed).
     #[staticmethod]
     #[pyo3(
         signature = (path, read_only = false, *, dtype = None),
@@ -388,148 +327,46 @@ impl PyImage {
         dtype: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyImage> {
         let path = absolute(&path);
-        let dtype = dtype.map(parse_dtype).transpose()?;
-        let (image, dt) = open_image(py, &path, read_only, dtype)?;
-        Ok(PyImage::wrap(image, dt, Some(path), read_only))
+        let spec = dtype.map(DtypeSpec::parse).transpose()?;
+        let image = open_image(
+            py,
+            &path,
+            read_only,
+            spec.as_ref().and_then(DtypeSpec::single),
+        )?;
+        let found = image.dtypes();
+        let single = match spec {
+            None => common_dtype(&found),
+            Some(DtypeSpec::One(d)) => Some(d),
+            Some(DtypeSpec::PerChannel(list)) if list == found => None,
+            Some(DtypeSpec::PerChannel(list)) => {
+                return Err(PyValueError::new_err(format!(
+                    "{}: the channels hold {found:?}, not {list:?}",
+                    path.display()
+                )));
+            }
+        };
+        Ok(PyImage::wrap(image, single, Some(path)))
     }
 
+    /// Unpickling: reopen by path, single-typed (`dtype`, a name) or mixed (`None`).
     #[staticmethod]
+    #[pyo3(signature = (path, read_only, dtype = None))]
     fn _unpickle(
         py: Python<'_>,
         path: PathBuf,
         read_only: bool,
-        dtype: &Bound<'_, PyAny>,
+        dtype: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyImage> {
-        PyImage::open(py, path, read_only, Some(dtype))
-    }
-
-    fn __reduce__<'py>(
-        slf: &Bound<'py, Self>,
-    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
-        let py = slf.py();
-        let (path, read_only, dtype) = {
-            let st = lock(&slf.get().state);
-            if st.image.is_none() {
-                return Err(closed("Image"));
-            }
-            let path = st.path.clone().ok_or_else(|| {
-                PyTypeError::new_err(
-                    "cannot pickle an anonymous (in-memory) Image: it has no file. \
-                     save(path) it and pickle Image.open(path) instead",
-                )
-            })?;
-            (path, st.read_only, st.dtype)
-        };
-        let f = slf.get_type().getattr("_unpickle")?;
-        let args = PyTuple::new(
-            py,
-            [
-                path.into_pyobject(py)?.into_any(),
-                pyo3::types::PyBool::new(py, read_only)
-                    .to_owned()
-                    .into_any(),
-                PyString::new(py, dtype.name()).into_any(),
-            ],
-        )?;
-        Ok((f, args))
-    }
-
-    /// Move a read-only handle to the newest commit; returns whether it changed.
-    fn refresh(&self, py: Python<'_>) -> PyResult<bool> {
-        let image = self.img()?;
-        py.detach(|| with_image!(&image, i => i.refresh())).py_err()
-    }
-
-    /// Make every commit durable (fsync). No-op for read-only handles.
-    fn sync(&self, py: Python<'_>) -> PyResult<()> {
-        let image = self.img()?;
-        py.detach(|| with_image!(&image, i => i.sync())).py_err()
-    }
-
-    /// Write the image (current commit, without dead space) to a new file at `path`.
-    #[pyo3(text_signature = "($self, path)")]
-    fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        let image = self.img()?;
-        py.detach(|| with_image!(&image, i => i.save_as(&path)))
-            .map_err(|e| to_py_at(e, Some(&path)))
-    }
-
-    /// Rewrite the file without dead space (dict: `file_len_before`, `file_len_after`,
-    /// `reclaimed`).
-    fn compact<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let image = self.img()?;
-        let c = py
-            .detach(|| with_image!(&image, i => i.compact()))
-            .py_err()?;
-        compaction_dict(py, c)
-    }
-
-    /// Check every record of the current commit (dict with `ok`, `problems`, ...).
-    fn verify<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let image = self.img()?;
-        let v = py
-            .detach(|| with_image!(&image, i => i.verify()))
-            .py_err()?;
-        verification_dict(py, v)
-    }
-
-    /// Space accounting of the file (dict).
-    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let image = self.img()?;
-        let s = py.detach(|| with_image!(&image, i => i.stats())).py_err()?;
-        stats_dict(py, s)
-    }
-
-    /// Release the image and every Channel object obtained from it (with the last handle
-    /// of a file, its writer lock). Using them afterwards raises RuntimeError. Idempotent.
-    fn close(&self, py: Python<'_>) {
-        let (image, children) = {
-            let mut st = lock(&self.state);
-            (st.image.take(), std::mem::take(&mut st.children))
-        };
-        let channels: Vec<AnyChannel> = children
-            .iter()
-            .filter_map(Weak::upgrade)
-            .filter_map(|c| lock(&c).any.take())
-            .collect();
-        py.detach(move || drop((image, channels)));
-    }
-
-    /// Whether `close()` was called.
-    #[getter]
-    fn closed(&self) -> bool {
-        lock(&self.state).image.is_none()
-    }
-
-    /// The file's absolute path, or None for an anonymous image.
-    #[getter]
-    fn path(&self) -> Option<String> {
-        lock(&self.state)
-            .path
-            .as_ref()
-            .map(|p| p.display().to_string())
-    }
-
-    /// Whether this handle was opened read-only.
-    #[getter]
-    fn read_only(&self) -> bool {
-        lock(&self.state).read_only
-    }
-
-    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
-        slf
-    }
-
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> bool {
-        self.close(py);
-        false
+        let dtype = dtype.map(parse_dtype).transpose()?;
+        let image = open_image(py, &path, read_only, dtype)?;
+        Ok(PyImage::wrap(image, dtype, Some(path)))
     }
 
     // ---- the original API -------------------------------------------------------------
 
-    /// Compress `data` (2-D `(height, width)`, exactly the image dtype, any strides) as a
-    /// new last channel named `name`.
+    /// Compress `data` (2-D `(height, width)`, any strides) as a new last channel named
+    /// `name`. Its dtype must be the image's; a mixed image takes any supported dtype.
     #[pyo3(
         signature = (data, width, height, name = None, compression_codec = PyCodec::lz4, compression_level = Level(9), block_size = Size(32768), chunk_size = Size(4194304)),
         text_signature = "($self, data, width, height, name=None, compression_codec=..., compression_level=9, block_size=32768, chunk_size=4194304)"
@@ -546,9 +383,12 @@ impl PyImage {
         block_size: Size,
         chunk_size: Size,
     ) -> PyResult<()> {
-        let (image, dtype) = self.image()?;
+        let image = self.image()?;
         let arr = as_ndarray(data, "data")?;
-        check_array_dtype(&arr, dtype, "add_channel")?;
+        let dtype = match self.state.lock().extra.dtype {
+            Some(d) => check_array_dtype(&arr, d, "add_channel").map(|()| d),
+            None => array_dtype(&arr),
+        }?;
         if arr.ndim() != 2 {
             return Err(PyValueError::new_err("Array must be 2-dimensional."));
         }
@@ -562,27 +402,17 @@ impl PyImage {
             )));
         }
         check_shape(&arr, width.0, height.0)?;
-        let s = settings(
-            compression_codec,
-            compression_level.0,
-            block_size.0,
-            chunk_size.0,
-        );
-        with_image!(&image, i, T => {
-            with_slice::<T, _>(&arr, |data| {
-                py.detach(|| i.add_channel(data, name.as_deref(), s).map(drop))
-            })?
-            .py_err()
-        })
+        let s = settings(compression_codec, compression_level, block_size, chunk_size);
+        PyImage::push_channel(py, &image, &arr, dtype, name.as_deref(), s)
     }
 
     /// Remove a channel by name (first match) or index; Channel objects of it raise
     /// `ChannelRemovedError` from then on.
     #[pyo3(text_signature = "($self, name_or_index)")]
     fn remove_channel(&self, py: Python<'_>, name_or_index: &Bound<'_, PyAny>) -> PyResult<()> {
-        let image = self.img()?;
+        let image = self.image()?;
         let index = if let Ok(name) = name_or_index.cast::<PyString>() {
-            image.index_of(&name.to_cow()?)?
+            image.channel_index(&name.to_cow()?).py_err()?
         } else {
             let Size(index) = name_or_index.extract()?;
             let n = image.num_channels();
@@ -593,32 +423,20 @@ impl PyImage {
             }
             index
         };
-        py.detach(|| with_image!(&image, i => i.remove_channel(index)))
-            .py_err()?;
-        let st = lock(&self.state);
-        for child in st.children.iter().filter_map(Weak::upgrade) {
-            let mut c = lock(&child);
-            if let Origin::Image { position: Some(p) } = c.origin {
-                c.origin = Origin::Image {
-                    position: match p.cmp(&index) {
-                        std::cmp::Ordering::Less => Some(p),
-                        std::cmp::Ordering::Equal => None,
-                        std::cmp::Ordering::Greater => Some(p - 1),
-                    },
-                };
-            }
-        }
+        py.detach(|| image.remove_channel(index)).py_err()?;
+        self.shift_children(index);
         Ok(())
     }
 
     /// `image[i]` (IndexError past the end; negative indices are a TypeError, as in the
-    /// original) or `image["name"]` (ValueError if unknown).
+    /// original) or `image["name"]` (ValueError if unknown). The Channel has that
+    /// channel's own dtype.
     fn __getitem__(&self, key: &Bound<'_, PyAny>) -> PyResult<PyChannel> {
         self.child_by_key(key)
     }
 
     fn __len__(&self) -> PyResult<usize> {
-        Ok(self.img()?.num_channels())
+        Ok(self.image()?.num_channels())
     }
 
     fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -643,7 +461,7 @@ impl PyImage {
 
     /// Every channel, in order (a new list).
     fn channels(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
-        let image = self.img()?;
+        let image = self.image()?;
         let list = PyList::empty(py);
         for pos in 0..image.num_channels() {
             list.append(Bound::new(py, self.child(&image, pos)?)?)?;
@@ -654,69 +472,66 @@ impl PyImage {
     /// Index of the first channel named `channelname` (ValueError if none).
     #[pyo3(text_signature = "($self, channelname)")]
     fn get_channel_index(&self, channelname: &str) -> PyResult<usize> {
-        self.img()?.index_of(channelname)
+        self.image()?.channel_index(channelname).py_err()
     }
 
     /// Channel names in order; `[]` when the image has no names.
     fn get_channel_names(&self) -> PyResult<Vec<String>> {
-        Ok(self.img()?.channel_names())
+        Ok(self.image()?.channel_names())
     }
 
     /// Name every channel: exactly one name per channel (ValueError otherwise).
     #[pyo3(text_signature = "($self, names)")]
     fn set_channel_names(&self, py: Python<'_>, names: Vec<String>) -> PyResult<()> {
-        let image = self.img()?;
+        let image = self.image()?;
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        py.detach(|| with_image!(&image, i => i.set_channel_names(&names)))
-            .py_err()
+        py.detach(|| image.set_channel_names(&names)).py_err()
     }
 
     /// The metadata as Python values (None when never set).
     fn get_metadata<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let image = self.img()?;
-        let meta = with_image!(&image, i => i.metadata());
-        json_to_py(py, &meta)
+        json_to_py(py, &self.image()?.metadata())
     }
 
     /// Replace the metadata with a JSON-convertible value (dict, list, str, int, float,
     /// bool, None).
     #[pyo3(text_signature = "($self, metadata)")]
     fn set_metadata(&self, py: Python<'_>, metadata: &Bound<'_, PyAny>) -> PyResult<()> {
-        let image = self.img()?;
+        let image = self.image()?;
         let json = py_to_json(metadata)?;
-        py.detach(|| with_image!(&image, i => i.set_metadata(json)))
-            .py_err()
+        py.detach(|| image.set_metadata(json)).py_err()
     }
 
-    /// Every channel decompressed: a list of 2-D `(height, width)` arrays.
+    /// Every channel decompressed: a list of 2-D `(height, width)` arrays, each of its
+    /// channel's dtype.
     fn get_decompressed(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
-        let image = self.img()?;
-        with_image!(&image, i => decompressed_all(py, i))
+        let list = PyList::empty(py);
+        for any in self.image()?.channels() {
+            list.append(dispatch!(any.dtype(), T => decompressed::<T>(py, any))?)?;
+        }
+        Ok(list.unbind())
     }
 
     /// Uncompressed bytes over stored bytes, all channels (1.0 without channels).
     fn compression_ratio(&self) -> PyResult<f64> {
-        let image = self.img()?;
-        with_image!(&image, i => i.compression_ratio()).py_err()
+        self.image()?.compression_ratio().py_err()
     }
 
     /// Print sizes, the compression ratio (both in bytes), names and metadata to stdout,
     /// in the original's layout.
     fn print_statistics(&self, py: Python<'_>) -> PyResult<()> {
-        let image = self.img()?;
-        let channels: Vec<AnyChannel> = (0..image.num_channels())
-            .map(|p| image.channel_any(p))
-            .collect::<PyResult<_>>()?;
+        let image = self.image()?;
+        let channels = image.channels();
         let (mut raw, mut stored, mut chunks) = (0usize, 0usize, 0usize);
         for c in &channels {
-            raw += c.uncompressed_size().py_err()? * c.dtype().py_err()?.size();
+            raw += c.uncompressed_size() * c.dtype().size();
             stored += c.compressed_bytes().py_err()?;
-            chunks += c.num_chunks().py_err()?;
+            chunks += c.num_chunks();
         }
-        let ratio = with_image!(&image, i => i.compression_ratio()).py_err()?;
+        let ratio = image.compression_ratio().py_err()?;
         let builtins = py.import("builtins")?;
         let ratio: String = builtins.call_method1("format", (ratio, "g"))?.extract()?;
-        let meta = json_to_py(py, &with_image!(&image, i => i.metadata()))?;
+        let meta = json_to_py(py, &image.metadata())?;
         let kwargs = PyDict::new(py);
         kwargs.set_item("indent", 4)?;
         let meta: String = py
@@ -734,86 +549,101 @@ impl PyImage {
         Ok(())
     }
 
-    /// Set the thread count of this image and of channels obtained from it afterwards
-    /// (1–32767).
+    /// Set the thread count of this image and of channels obtained from it afterwards: any
+    /// count from 1 (c-blosc2 gets at most a few per available core for one chunk).
     #[pyo3(text_signature = "($self, nthreads)")]
-    fn update_nthreads(&self, nthreads: Size) -> PyResult<()> {
-        let n = check_nthreads(nthreads.0)?;
-        let mut st = lock(&self.state);
-        let image = st.image.as_mut().ok_or_else(|| closed("Image"))?;
-        with_image!(image, i => i.set_threads(n)).py_err()
+    fn update_nthreads(&self, nthreads: Threads) -> PyResult<()> {
+        let slot = self.state.lock();
+        let image = slot.resource.as_ref().ok_or_else(|| closed(Self::KIND))?;
+        image.set_threads(nthreads.0).py_err()
+    }
+
+    /// The thread count set by `update_nthreads` (by default the machine's available
+    /// parallelism).
+    #[getter]
+    fn nthreads(&self) -> PyResult<usize> {
+        Ok(self.image()?.threads())
     }
 
     /// The nominal chunk size (bytes) shared by every channel; 0 without channels;
     /// RuntimeError if channels differ.
     fn chunk_size(&self) -> PyResult<usize> {
-        let image = self.img()?;
-        with_image!(&image, i => i.chunk_size()).map_err(|_| {
-            PyRuntimeError::new_err(
-                "Validation Error: Channels in image do not all have the same chunk size",
-            )
-        })
+        self.image()?.chunk_size().py_err()
     }
 
     /// The block size shared by every channel; 0 without channels; RuntimeError if
     /// channels differ.
     fn block_size(&self) -> PyResult<usize> {
-        let image = self.img()?;
-        with_image!(&image, i => i.block_size()).map_err(|_| {
-            PyRuntimeError::new_err(
-                "Validation Error: Channels in image do not all have the same block size",
-            )
-        })
+        self.image()?.block_size().py_err()
     }
 
     /// `(num_channels, height, width)`.
     #[getter]
     fn shape(&self) -> PyResult<(usize, usize, usize)> {
-        let image = self.img()?;
+        let image = self.image()?;
         Ok((image.num_channels(), image.height(), image.width()))
     }
 
     /// Width of every channel.
     #[getter]
     fn width(&self) -> PyResult<usize> {
-        Ok(self.img()?.width())
+        Ok(self.image()?.width())
     }
 
     /// Height of every channel.
     #[getter]
     fn height(&self) -> PyResult<usize> {
-        Ok(self.img()?.height())
+        Ok(self.image()?.height())
     }
 
     /// Number of channels.
     #[getter]
     fn num_channels(&self) -> PyResult<usize> {
-        Ok(self.img()?.num_channels())
+        Ok(self.image()?.num_channels())
     }
 
-    /// The numpy dtype of every channel (not in the original).
+    /// The numpy dtype of every channel; None for a mixed image (see `dtypes`). Not in
+    /// the original.
     #[getter]
-    fn dtype<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, numpy::PyArrayDescr>> {
-        let (_, dtype) = self.image()?;
-        np_dtype(py, dtype)
+    fn dtype<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyArrayDescr>>> {
+        self.image()?;
+        let dtype = self.state.lock().extra.dtype;
+        dtype.map(|d| np_dtype(py, d)).transpose()
+    }
+
+    /// The numpy dtype of each channel, in order (a new list). Not in the original.
+    #[getter]
+    fn dtypes<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyArrayDescr>>> {
+        self.image()?
+            .dtypes()
+            .into_iter()
+            .map(|d| np_dtype(py, d))
+            .collect()
     }
 
     fn __repr__(&self) -> String {
-        let st = lock(&self.state);
-        let Some(image) = &st.image else {
+        let slot = self.state.lock();
+        let Some(image) = &slot.resource else {
             return "<compressed_image.Image (closed)>".to_string();
         };
-        let place = match &st.path {
+        let dtype = slot
+            .extra
+            .dtype
+            .map_or_else(|| "mixed".to_string(), |d| d.to_string());
+        let place = match self.state.path() {
             None => "anonymous".to_string(),
             Some(p) => format!(
                 "path={:?}{}",
                 p.display().to_string(),
-                if st.read_only { " read-only" } else { "" }
+                if image.is_writable() {
+                    ""
+                } else {
+                    " read-only"
+                }
             ),
         };
         format!(
-            "<compressed_image.Image dtype={} shape=({}, {}, {}) names={:?} {place}>",
-            st.dtype,
+            "<compressed_image.Image dtype={dtype} shape=({}, {}, {}) names={:?} {place}>",
             image.num_channels(),
             image.height(),
             image.width(),

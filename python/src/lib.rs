@@ -6,11 +6,18 @@
 //! No `unsafe`: numpy buffers are reached through rust-numpy's checked borrows, which
 //! stay alive (with their arrays) across the GIL-free sections that use them.
 
+// The modules form a line, each using only those before it: errors → convert (numpy
+// arrays and dtypes) → json (metadata) → codec → settings (keyword arguments) → handle
+// (what Channel and Image share) → typed (generic chunk operations) → channel → image.
 mod channel;
 mod codec;
 mod convert;
 mod errors;
+mod handle;
 mod image;
+mod json;
+mod settings;
+mod typed;
 
 use pyo3::prelude::*;
 

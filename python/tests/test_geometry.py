@@ -92,16 +92,20 @@ def test_rgb_like_geometry():
     assert c.chunk_size(42) == 65_536
 
 
-def test_chunk_smaller_than_a_scanline_is_a_runtime_error():
-    # As the original: RuntimeError "Unable to align chunk size to scanlines ..."
-    with pytest.raises(RuntimeError):
-        Channel.zeros(np.float32, 10, 5, chunk_size=16)
-    with pytest.raises(RuntimeError):
-        Channel.zeros(np.float32, 10, 5, chunk_size=0)
-    with pytest.raises(RuntimeError):
-        Channel.zeros(np.uint8, 5_000_000, 1)
-    with pytest.raises(RuntimeError):
-        Channel(np.zeros(50, np.float32), 10, 5, chunk_size=16)
+@pytest.mark.extension
+def test_chunk_smaller_than_a_scanline_gives_one_scanline_per_chunk():
+    # Deviation: compressed-image 1.0.1 raises RuntimeError "Unable to align chunk size to
+    # scanlines ..." for a request below one scanline (0 included).
+    for request in (16, 0):
+        c = Channel.zeros(np.float32, 10, 5, chunk_size=request)
+        assert (c.num_chunks(), c.chunk_size(), c.chunk_elems()) == (5, 40, 10)
+    wide = Channel.zeros(np.uint8, 5_000_000, 1)  # a 5 MB row, above the default 4 MiB
+    assert (wide.num_chunks(), wide.chunk_size()) == (1, 5_000_000)
+    data = np.arange(50, dtype=np.float32).reshape(5, 10)
+    c = Channel(data, 10, 5, chunk_size=16)
+    assert c.num_chunks() == 5
+    np.testing.assert_array_equal(c.get_chunk(3), data[3])
+    np.testing.assert_array_equal(c.get_decompressed(), data)
 
 
 @pytest.mark.extension

@@ -125,8 +125,14 @@ def test_channel_failures_in_constructor():
         Image(np.float32, [np.zeros(12), np.zeros(11)], 4, 3, ["R", "G"])
     with pytest.raises(ValueError):
         Image(np.float32, [np.zeros((4, 3))], 4, 3)
-    with pytest.raises(RuntimeError):
-        Image(np.float32, [np.zeros(12)], 4, 3, chunk_size=8)  # below one scanline
+
+
+@pytest.mark.extension
+def test_chunk_below_one_scanline_gives_one_scanline_per_chunk():
+    # Deviation: compressed-image 1.0.1 raises RuntimeError for a chunk below one scanline.
+    img = Image(np.float32, [np.arange(12)], 4, 3, chunk_size=8)
+    assert (img.chunk_size(), img[0].num_chunks()) == (16, 3)
+    np.testing.assert_array_equal(img[0].get_chunk(2), [8, 9, 10, 11])
 
 
 def test_names_optional_duplicates_first_match():

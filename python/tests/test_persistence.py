@@ -173,19 +173,6 @@ def test_image_file_edits(tmp_path):
         np.testing.assert_array_equal(img["luma"].get_decompressed(), ramp(np.float32, 10, 20))
 
 
-def test_empty_image_file_needs_dtype(tmp_path):
-    p = tmp_path / "empty.cimg"
-    Image.create(p, np.int16, 4, 4).close()
-    with pytest.raises(ValueError, match="dtype"):
-        Image.open(p)
-    with Image.open(p, dtype=np.int16) as img:
-        img.add_channel(np.zeros((4, 4), np.int16), 4, 4)
-    with Image.open(p) as img:
-        assert img.dtype == np.int16
-    with pytest.raises(ValueError):
-        Image.open(p, dtype=np.float32)  # the file holds int16 channels
-
-
 def test_image_close_closes_its_channels_and_releases_the_lock(tmp_path):
     p = tmp_path / "img.cimg"
     img = Image.create(p, np.uint8, 4, 4)

@@ -3,6 +3,7 @@
 Correctness is asserted; the speed-up is printed, not asserted (shared, noisy machines).
 """
 
+import os
 import threading
 import time
 
@@ -145,3 +146,30 @@ def test_gil_is_released_during_a_long_call():
     # runs at the switch interval before and after the call).
     assert elapsed > 0.02
     assert during > 1000
+
+
+def thread_count():
+    """This process's threads, as the kernel counts them."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    raise AssertionError("no Threads: line in /proc/self/status")
+
+
+def test_update_nthreads_huge_count_does_not_explode_threads():
+    # 1 MiB chunks of 4 KiB blocks: 256 blocks, enough for c-blosc2 to use every thread it
+    # is given. c-blosc2 would try to start 40,000 threads if handed the count as is.
+    h, w = 256, 1024
+    data = smooth(h, w, 0.25)
+    c = Channel(data, w, h, block_size=4096, chunk_size=w * 4 * 64)
+    c.update_nthreads(40000)
+    before = thread_count()
+    np.testing.assert_array_equal(c.get_chunk(1), data[64:128].ravel())
+    c.set_chunk(2, data[128:192].ravel())
+    np.testing.assert_array_equal(c.get_decompressed(), data)
+    started = thread_count() - before
+    cores = os.cpu_count() or 1
+    # At most a few c-blosc2 threads per core (the crate's cap) plus a pool across chunks.
+    assert started <= 5 * cores + 4, started
+    assert c.nthreads == 40000  # reported as set

@@ -1,0 +1,9 @@
+"""Code that `mypy --strict` must reject against the stubs (test_typing.py checks that it
+does): proof that the stubs, not an implicit `Any`, are what is checked."""
+
+from compressed_image import Image
+
+
+def wrong(path: str) -> str:
+    with Image.open(path) as image:
+        return image.num_channels
