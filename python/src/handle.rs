@@ -137,7 +137,8 @@ pub trait PyHandle {
     fn unpickle_args<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>>;
 }
 
-/// `R` of a handle, run without the GIL on a clone of the crate handle.
+/// Run `f` without the GIL on a clone of the crate handle; crate errors become Python
+/// exceptions.
 pub fn run<H: PyHandle, T: Send>(
     h: &H,
     py: Python<'_>,
@@ -165,9 +166,12 @@ pub fn read_only<H: PyHandle>(h: &H) -> PyResult<bool> {
 }
 
 /// `__reduce__`: `(type(self)._unpickle, (path, read_only, *unpickle_args))`.
-pub fn reduce<'py, H: PyHandle + pyo3::PyClass + Sync>(
+pub fn reduce<'py, H>(
     slf: &Bound<'py, H>,
-) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)>
+where
+    H: PyHandle + pyo3::PyClass<Frozen = pyo3::pyclass::boolean_struct::True> + Sync,
+{
     let py = slf.py();
     let h = slf.get();
     let read_only = read_only(h)?;
@@ -184,7 +188,7 @@ pub fn reduce<'py, H: PyHandle + pyo3::PyClass + Sync>(
     ];
     args.extend(h.unpickle_args(py)?);
     Ok((
-        slf.get_type().getattr("_unpickle")?,
+        slf.as_any().get_type().getattr("_unpickle")?,
         PyTuple::new(py, args)?,
     ))
 }

@@ -153,6 +153,12 @@ fn open_image(
     Ok(image)
 }
 
+/// `[float16, uint32]`, for messages.
+fn dtype_names(dtypes: &[Dtype]) -> String {
+    let names: Vec<&str> = dtypes.iter().map(|d| d.name()).collect();
+    format!("[{}]", names.join(", "))
+}
+
 /// The single dtype of an image opened without a `dtype` argument: the one its channels
 /// share; `None` (mixed) when they differ or there are none.
 fn common_dtype(dtypes: &[Dtype]) -> Option<Dtype> {
@@ -341,8 +347,10 @@ impl PyImage {
             Some(DtypeSpec::PerChannel(list)) if list == found => None,
             Some(DtypeSpec::PerChannel(list)) => {
                 return Err(PyValueError::new_err(format!(
-                    "{}: the channels hold {found:?}, not {list:?}",
-                    path.display()
+                    "{}: the channels hold {}, not {}",
+                    path.display(),
+                    dtype_names(&found),
+                    dtype_names(&list)
                 )));
             }
         };

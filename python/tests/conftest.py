@@ -33,13 +33,14 @@ def ramp(dtype, height, width):
     return a.astype(dtype)
 
 
-def run_python(code, *args, check=True, timeout=120):
+def run_python(code, *args, check=True, timeout=120, preexec_fn=None):
     """Run `code` in a fresh interpreter (another process); returns CompletedProcess."""
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,
+        preexec_fn=preexec_fn,
     )
     if check and proc.returncode != 0:
         raise AssertionError(

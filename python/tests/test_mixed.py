@@ -161,8 +161,10 @@ def test_pickled_mixed_image_and_channel(tmp_path):
         ids.close()
     single = tmp_path / "s.cimg"
     Image.create(single, np.float32, W, H).close()
-    with Image.open(single, dtype=np.float32) as img:
-        assert pickle.loads(pickle.dumps(img)).dtype == np.float32
+    with Image.open(single, read_only=True, dtype=np.float32) as img:
+        again = pickle.loads(pickle.dumps(img))
+        assert again.dtype == np.float32 and again.read_only
+        again.close()
 
 
 def test_image_statistics_count_each_channels_own_size(capsys):

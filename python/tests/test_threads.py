@@ -4,6 +4,7 @@ Correctness is asserted; the speed-up is printed, not asserted (shared, noisy ma
 """
 
 import os
+import resource
 import threading
 import time
 
@@ -11,6 +12,8 @@ import numpy as np
 import pytest
 
 from compressed_image import Channel, Codec, Image
+
+from conftest import run_python
 
 pytestmark = pytest.mark.extension
 
@@ -148,28 +151,45 @@ def test_gil_is_released_during_a_long_call():
     assert during > 1000
 
 
-def thread_count():
-    """This process's threads, as the kernel counts them."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("Threads:"):
-                return int(line.split()[1])
-    raise AssertionError("no Threads: line in /proc/self/status")
-
-
 def test_update_nthreads_huge_count_does_not_explode_threads():
     # 1 MiB chunks of 4 KiB blocks: 256 blocks, enough for c-blosc2 to use every thread it
-    # is given. c-blosc2 would try to start 40,000 threads if handed the count as is.
-    h, w = 256, 1024
-    data = smooth(h, w, 0.25)
-    c = Channel(data, w, h, block_size=4096, chunk_size=w * 4 * 64)
-    c.update_nthreads(40000)
-    before = thread_count()
-    np.testing.assert_array_equal(c.get_chunk(1), data[64:128].ravel())
-    c.set_chunk(2, data[128:192].ravel())
-    np.testing.assert_array_equal(c.get_decompressed(), data)
-    started = thread_count() - before
+    # is given; handed 40,000 as is, it would try to start 32,767. The check runs in a
+    # child process whose address space is capped (thread stacks are 8 MiB), so that such
+    # a regression fails there (an error, or c-blosc2 waiting forever for threads it could
+    # not start: the timeout) after a few hundred threads instead of starting thousands.
+    child = run_python(
+        """
+
+        import numpy as np
+        from compressed_image import Channel
+
+        def thread_count():
+            with open("/proc/self/status") as f:
+                return int(next(l for l in f if l.startswith("Threads:")).split()[1])
+
+        h, w = 256, 1024
+        data = np.arange(h * w, dtype=np.float32).reshape(h, w) % 977
+        c = Channel(data, w, h, block_size=4096, chunk_size=w * 4 * 64)
+        c.update_nthreads(40000)
+        before = thread_count()
+        assert (c.get_chunk(1) == data[64:128].ravel()).all()
+        c.set_chunk(2, data[128:192].ravel())
+        assert (c.get_decompressed() == data).all()
+        print(thread_count() - before, c.nthreads)
+        """,
+        preexec_fn=limit_address_space,
+        check=False,
+        timeout=60,
+    )
+    assert child.returncode == 0, child.stderr
+    started, reported = map(int, child.stdout.split())
     cores = os.cpu_count() or 1
     # At most a few c-blosc2 threads per core (the crate's cap) plus a pool across chunks.
     assert started <= 5 * cores + 4, started
-    assert c.nthreads == 40000  # reported as set
+    assert reported == 40000  # the count as set
+
+
+def limit_address_space():
+    """In the child before exec: 8 MiB thread stacks, at most 3 GiB of address space."""
+    resource.setrlimit(resource.RLIMIT_STACK, (8 << 20, 8 << 20))
+    resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
