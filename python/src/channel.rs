@@ -14,7 +14,7 @@ use crate::convert::{
     with_bytes,
 };
 use crate::errors::{ChannelRemovedError, IntoPyResult, closed, to_py, to_py_at};
-use crate::handle::{Handle, PyHandle, absolute, file_handle_methods};
+use crate::handle::{Handle, PyHandle, absolute, file_handle_methods, set_threads};
 use crate::settings::{Level, Size, Threads, settings};
 use crate::typed::{
     create_eager, create_lazy, create_like, decompressed, get_chunk_into, get_chunk_new,
@@ -412,16 +412,7 @@ impl PyChannel {
     )]
     fn update_nthreads(&self, nthreads: Threads, block_size: Size) -> PyResult<()> {
         let _ = block_size;
-        let slot = self.state.lock();
-        let any = slot.resource.as_ref().ok_or_else(|| closed(Self::KIND))?;
-        any.set_threads(nthreads.0).py_err()
-    }
-
-    /// The thread count set by `update_nthreads` (by default the machine's available
-    /// parallelism); the count c-blosc2 gets for one chunk is capped below it when larger.
-    #[getter]
-    fn nthreads(&self) -> PyResult<usize> {
-        Ok(self.any()?.threads())
+        set_threads(self, nthreads)
     }
 
     /// The numpy dtype of the elements.

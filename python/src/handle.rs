@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyTuple};
 
 use crate::errors::{IntoPyResult, closed, to_py_at};
+use crate::settings::Threads;
 
 /// Lock a mutex; a panic while it was held leaves plain data behind, still usable.
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -31,6 +32,7 @@ pub trait FileOps: Clone + Send + Sync + 'static {
     fn verify(&self) -> ci::Result<ci::Verification>;
     fn stats(&self) -> ci::Result<ci::Stats>;
     fn is_writable(&self) -> bool;
+    fn set_threads(&self, threads: usize) -> ci::Result;
 }
 
 /// [`FileOps`] by the inherent methods of the same names, which every crate handle has.
@@ -57,6 +59,9 @@ macro_rules! file_ops_of {
             }
             fn is_writable(&self) -> bool {
                 <$t>::is_writable(self)
+            }
+            fn set_threads(&self, threads: usize) -> ci::Result {
+                <$t>::set_threads(self, threads)
             }
         }
     )*};
@@ -161,14 +166,20 @@ pub fn close<H: PyHandle>(h: &H, py: Python<'_>) {
     h.close_dependents(py);
 }
 
+/// Set the thread count of the handle this object holds (clones taken afterwards, for
+/// calls and for an image's channels, inherit it).
+pub fn set_threads<H: PyHandle>(h: &H, threads: Threads) -> PyResult<()> {
+    let slot = h.handle().lock();
+    let resource = slot.resource.as_ref().ok_or_else(|| closed(H::KIND))?;
+    resource.set_threads(threads.0).py_err()
+}
+
 pub fn read_only<H: PyHandle>(h: &H) -> PyResult<bool> {
     Ok(!h.handle().get(H::KIND)?.is_writable())
 }
 
 /// `__reduce__`: `(type(self)._unpickle, (path, read_only, *unpickle_args))`.
-pub fn reduce<'py, H>(
-    slf: &Bound<'py, H>,
-) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)>
+pub fn reduce<'py, H>(slf: &Bound<'py, H>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)>
 where
     H: PyHandle + pyo3::PyClass<Frozen = pyo3::pyclass::boolean_struct::True> + Sync,
 {
@@ -289,6 +300,16 @@ macro_rules! file_handle_methods {
                 $crate::handle::PyHandle::handle(self)
                     .path()
                     .map(|p| p.display().to_string())
+            }
+
+            /// The thread count set by `update_nthreads` (by default the machine's
+            /// available parallelism), as set: the count c-blosc2 gets for one chunk is
+            /// capped at a few per available core.
+            #[getter]
+            fn nthreads(&self) -> PyResult<usize> {
+                Ok($crate::handle::PyHandle::handle(self)
+                    .get(Self::KIND)?
+                    .threads())
             }
 
             /// Whether this handle cannot write (opened read-only).

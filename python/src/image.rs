@@ -17,8 +17,8 @@ use crate::convert::{
     array_dtype, as_ndarray, check_array_dtype, check_shape, contiguous, dispatch, np_dtype,
     parse_dtype, with_bytes,
 };
-use crate::errors::{IntoPyResult, closed, to_py_at};
-use crate::handle::{Handle, PyHandle, absolute, file_handle_methods};
+use crate::errors::{IntoPyResult, to_py_at};
+use crate::handle::{Handle, PyHandle, absolute, file_handle_methods, set_threads};
 use crate::json::{json_to_py, py_to_json};
 use crate::settings::{Level, Size, Threads, WideLevel, settings};
 use crate::typed::decompressed;
@@ -561,16 +561,7 @@ impl PyImage {
     /// count from 1 (c-blosc2 gets at most a few per available core for one chunk).
     #[pyo3(text_signature = "($self, nthreads)")]
     fn update_nthreads(&self, nthreads: Threads) -> PyResult<()> {
-        let slot = self.state.lock();
-        let image = slot.resource.as_ref().ok_or_else(|| closed(Self::KIND))?;
-        image.set_threads(nthreads.0).py_err()
-    }
-
-    /// The thread count set by `update_nthreads` (by default the machine's available
-    /// parallelism).
-    #[getter]
-    fn nthreads(&self) -> PyResult<usize> {
-        Ok(self.image()?.threads())
+        set_threads(self, nthreads)
     }
 
     /// The nominal chunk size (bytes) shared by every channel; 0 without channels;
