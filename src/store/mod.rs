@@ -294,9 +294,11 @@ impl Store {
             .collect();
         candidates.sort_by_key(|(s, _)| std::cmp::Reverse(s.generation));
         for (slot, page) in candidates {
-            if slot.same_commit(&current.slot) {
-                // A marker of the commit this handle shows (a sync wrote it): nothing to
-                // load or check, and nothing changed.
+            if slot.same_commit(&current.slot) && slot.durable_end >= current.slot.durable_end {
+                // A marker of the commit this handle shows (a sync wrote it): nothing
+                // changed, and nothing needs checking — an open would checksum the blobs at
+                // or past its durable end, which this handle's load already did. (A slot
+                // claiming less durable data must pass the full check below.)
                 self.publish_slot(slot, page);
                 return Ok(false);
             }
