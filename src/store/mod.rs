@@ -1,5 +1,8 @@
 //! An open container file: the current snapshot for readers and, for read-write handles,
 //! the writer. Shared (through `Arc`) by every channel and image handle of the file.
+//!
+//! The store deals in records, tables, fill entries and checksummed bytes; it never
+//! compresses or decompresses (that is the chunk codec's job, `crate::chunk_codec`).
 
 mod checks;
 mod copy;
