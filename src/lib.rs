@@ -52,7 +52,8 @@
 //!   reads out of bounds).
 //! - `set_chunk` checks the exact length of every chunk, the last included, *before*
 //!   changing anything.
-//! - The chunk size is capped to the channel size, as the original documentation promises.
+//! - The chunk size is capped to the channel size, as the original documentation promises,
+//!   and a chunk size below one scanline gives one scanline per chunk (the original fails).
 //! - A `set_chunk` whose elements are bitwise identical is stored as a lazy fill entry.
 //! - Element coordinates `x(i)`, `y(i)` are right for every element size.
 //! - Image channel handles never dangle: after removal they return [`Error::ChannelRemoved`].
@@ -81,8 +82,8 @@
 //! a program outside this protocol that truncates or overwrites the file while it is
 //! mapped can make a read fault (SIGBUS). Checksums catch accidents, not forgery: the
 //! bundled c-blosc2 has known out-of-bounds reads on crafted chunks, so decode files from
-//! untrusted sources in a sandbox. `unsafe` lives in two files: the mapping and the
-//! c-blosc2 FFI.
+//! untrusted sources in a sandbox. `unsafe` lives in two files, the mapping and the
+//! c-blosc2 FFI; the crate denies `unsafe_code` everywhere else.
 //!
 //! # It is not
 //!

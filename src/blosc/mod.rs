@@ -4,6 +4,10 @@
 //! reused while the parameters stay the same, so no call allocates a context and no
 //! context is shared between threads. c-blosc2 reads `BLOSC_*` environment variables when
 //! it creates a context and lets them override the parameters set here; keep them unset.
+//!
+//! Whatever thread count a caller asks for, a chunk gets at most one c-blosc2 thread per
+//! block and at most [`max_chunk_threads`] (a few per core): c-blosc2 starts a context's
+//! whole thread pool at once, so an unchecked request could exhaust the process's threads.
 
 // The c-blosc2 calls are one of the two modules allowed `unsafe` (crate root).
 #[allow(unsafe_code)]

@@ -80,20 +80,33 @@ pub(crate) fn same_file(a: &Metadata, b: &Metadata) -> bool {
     (a.dev(), a.ino()) == (b.dev(), b.ino())
 }
 
-/// Open the container file at `path` for reading, and with `write` for writing too.
+/// How a container file is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
+/// Open the container file at `path` for reading, and for writing too with
+/// [`Access::ReadWrite`].
 ///
 /// # Errors
-/// [`Error::File`] naming `path`: the OS error, or `IsADirectory` for a directory (which a
-/// read-only open would otherwise accept).
-pub(crate) fn open_container(path: &Path, write: bool) -> Result<File> {
+/// [`Error::File`] naming `path` with the OS error; for a directory (which a read-only open
+/// accepts) the error of reading it, `IsADirectory`.
+pub(crate) fn open_container(path: &Path, access: Access) -> Result<File> {
     let file = OpenOptions::new()
         .read(true)
-        .write(write)
+        .write(access == Access::ReadWrite)
         .open(path)
         .map_err(|e| file_error(path, e))?;
     let metadata = file.metadata().map_err(|e| file_error(path, e))?;
     if metadata.is_dir() {
-        return Err(file_error(path, io::ErrorKind::IsADirectory.into()));
+        // Reading it gives the operating system's own error (EISDIR), errno included.
+        let error = file
+            .read_at(&mut [0u8; 1], 0)
+            .err()
+            .unwrap_or_else(|| io::ErrorKind::IsADirectory.into());
+        return Err(file_error(path, error));
     }
     Ok(file)
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::create::{Fresh, temp_beside};
-use super::writer::Writer;
+use super::writer::{Growth, OnDrop, Writer};
 use super::{BlobRead, Snapshot, Store, lock, sync_parent_dir, unpoisoned, write};
 use crate::error::{Error, Result};
 use crate::format::TableEntry;
@@ -100,7 +100,7 @@ impl Store {
         let snap = self.snapshot();
         let catalog = Store::copy_catalog(&snap, only)?;
         let (target, temp) = Store::create(Some(path), &catalog)?;
-        target.writer_mut(|w| w.set_preallocate(false))?;
+        target.writer_mut(|w| w.set_growth(Growth::Exact))?;
         Store::copy_live(&snap, only, &target)?;
         target.finish_create(temp)
     }
@@ -133,8 +133,8 @@ impl Store {
             lock: None,
             base_generation: snap.slot.generation,
             file_id: snap.slot.file_id,
-            preallocate: false,
-            sync_on_drop: false,
+            growth: Growth::Exact,
+            on_drop: OnDrop::Nothing,
             wrap: self.wrap.clone(),
         };
         let target = Store::fresh(fresh, &catalog)?;
@@ -189,7 +189,7 @@ impl Store {
         if same_file(&on_disk, &self.file().metadata()?) {
             return Ok(false);
         }
-        let file = open_container(path, false)?;
+        let file = open_container(path, super::Access::ReadOnly)?;
         let Ok(snapshot) = super::open_newest(&file) else {
             return Ok(false);
         };

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::table::Table;
-use super::writer::Writer;
+use super::writer::{Growth, OnDrop, Writer};
 use super::{Snapshot, Store, WrapBackend, no_wrap, sync_parent_dir};
 use crate::error::Result;
 use crate::format::{Catalog, REGION_START, Slot};
@@ -21,9 +21,8 @@ pub(super) struct Fresh {
     /// Generation of the virtual commit the first real commit follows.
     pub base_generation: u64,
     pub file_id: u64,
-    /// Grow the file in steps (a file being edited) or exactly (a copy being written).
-    pub preallocate: bool,
-    pub sync_on_drop: bool,
+    pub growth: Growth,
+    pub on_drop: OnDrop,
     pub wrap: Arc<WrapBackend>,
 }
 
@@ -125,8 +124,8 @@ impl Store {
         };
         // Page 1 counts as durable, so the first commit goes to slot page A.
         let backend = (fresh.wrap)(Box::new(backend));
-        let mut writer = Writer::new(backend, fresh.lock, slot, 1, fresh.sync_on_drop)?;
-        writer.set_preallocate(fresh.preallocate);
+        let mut writer = Writer::new(backend, fresh.lock, slot, 1, fresh.on_drop)?;
+        writer.set_growth(fresh.growth);
         Ok(Store {
             txn_thread: AtomicU64::new(0),
             file: RwLock::new(file),
@@ -161,8 +160,12 @@ impl Store {
             lock,
             base_generation: 0,
             file_id: new_file_id(),
-            preallocate: true,
-            sync_on_drop: path.is_some(),
+            growth: Growth::Preallocate,
+            on_drop: if path.is_some() {
+                OnDrop::Sync
+            } else {
+                OnDrop::Nothing
+            },
             wrap: no_wrap(),
         };
         Ok((Store::fresh(fresh, catalog)?, temp))

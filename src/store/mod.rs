@@ -1,5 +1,8 @@
 //! An open container file: the current snapshot for readers and, for read-write handles,
 //! the writer. Shared (through `Arc`) by every channel and image handle of the file.
+//!
+//! The store deals in records, tables, fill entries and checksummed bytes; it never
+//! compresses or decompresses (that is the chunk codec's job, `crate::chunk_codec`).
 
 mod checks;
 mod copy;
@@ -21,9 +24,11 @@ pub use checks::ChecksumPolicy;
 pub use copy::{AutoCompact, Compaction};
 pub(crate) use snapshot::{BlobRead, Snapshot, StoredChunk};
 pub(crate) use txn::Txn;
+
+pub(crate) use crate::io::Access;
 pub use verify::Verification;
 pub use writer::Durability;
-use writer::Writer;
+use writer::{OnDrop, Writer};
 
 use crate::error::{Error, Result};
 use crate::format::{Catalog, SLOT_PAGE, Slot, TableEntry};
@@ -64,13 +69,6 @@ pub(crate) fn no_wrap() -> Arc<WrapBackend> {
 
 /// Checks a file's catalog on open, before a writer touches the file.
 pub(crate) type ExpectCatalog = dyn Fn(&Catalog) -> Result;
-
-/// How a store was opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Access {
-    ReadOnly,
-    ReadWrite,
-}
 
 pub(crate) struct Store {
     /// Id (see `thread_id`) of the thread holding the writer in a transaction, or 0.
@@ -125,14 +123,13 @@ impl Store {
     ) -> Result<Store> {
         // The file is opened before the lock is taken, so an open that fails for want of a
         // file (missing, a directory, not permitted) creates no lock sidecar.
-        let writable = access == Access::ReadWrite;
-        let mut file = open_container(path, writable)?;
+        let mut file = open_container(path, access)?;
         let lock = match access {
             Access::ReadWrite => {
                 let lock = WriterLock::acquire(path)?;
                 // Until the lock was held, a compaction could rename a new file over `path`.
                 if !same_file(&file.metadata()?, &metadata_of(path)?) {
-                    file = open_container(path, writable)?;
+                    file = open_container(path, access)?;
                 }
                 create::remove_stale_temps(path);
                 Some(lock)
@@ -146,7 +143,8 @@ impl Store {
             Access::ReadOnly => None,
             Access::ReadWrite => {
                 let backend = wrap(Box::new(FileBackend(file.clone())));
-                let mut writer = Writer::new(backend, lock, snapshot.slot, snapshot.page, true)?;
+                let mut writer =
+                    Writer::new(backend, lock, snapshot.slot, snapshot.page, OnDrop::Sync)?;
                 // Data of the chosen commit may still be only in the page cache (the last
                 // writer crashed): make it durable before building on it.
                 writer.sync()?;
@@ -299,9 +297,11 @@ impl Store {
             .collect();
         candidates.sort_by_key(|(s, _)| std::cmp::Reverse(s.generation));
         for (slot, page) in candidates {
-            if slot.same_commit(&current.slot) {
-                // A marker of the commit this handle shows (a sync wrote it): nothing to
-                // load or check, and nothing changed.
+            if slot.same_commit(&current.slot) && slot.durable_end >= current.slot.durable_end {
+                // A marker of the commit this handle shows (a sync wrote it): nothing
+                // changed, and nothing needs checking — an open would checksum the blobs at
+                // or past its durable end, which this handle's load already did. (A slot
+                // claiming less durable data must pass the full check below.)
                 self.publish_slot(slot, page);
                 return Ok(false);
             }
@@ -328,7 +328,7 @@ impl Store {
     /// Space accounting of the current commit.
     pub(crate) fn stats(&self) -> Result<Stats> {
         let s = self.snapshot();
-        let live = s.live_bytes();
+
         let (mut blob_chunks, mut fill_chunks, mut fill_bytes) = (0, 0, 0u64);
         for (desc, table) in s.catalog.channels.iter().zip(&s.tables) {
             for (i, e) in table.iter().enumerate() {
@@ -344,8 +344,8 @@ impl Store {
             generation: s.slot.generation,
             file_len: self.file().metadata()?.len(),
             committed_end: s.slot.committed_end,
-            live_bytes: live,
-            dead_bytes: s.committed_bytes() - live,
+            live_bytes: s.live_bytes(),
+            dead_bytes: s.dead_bytes(),
             blob_chunks,
             fill_chunks,
             fill_bytes,

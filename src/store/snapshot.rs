@@ -10,9 +10,9 @@ use super::checks::BlobChecks;
 use super::table::Table;
 use crate::error::{Error, Result};
 use crate::format::{
-    BLOB_HEADER_LEN, BLOB_MAX_OVERHEAD, Catalog, ChannelDesc, REGION_START, RecordHeader,
-    RecordKind, RecordRef, Slot, TABLE_ENTRY_LEN, TableEntry, align_up, crc32, record_footprint,
-    record_in_region, record_len,
+    BLOB_HEADER_LEN, BLOB_MAX_OVERHEAD, Catalog, ChannelDesc, RECORD_HEADER_LEN, REGION_START,
+    RecordHeader, RecordKind, RecordRef, Slot, TABLE_ENTRY_LEN, TableEntry, align_up, crc32,
+    record_footprint, record_in_region, record_len,
 };
 use crate::io::Mapping;
 
@@ -262,7 +262,7 @@ fn record_payload<'m>(
         .get(offset, record_len(expected.payload_len) as usize)
         .ok_or_else(|| Error::corrupted(format!("{kind:?} record at {offset} is not mapped")))?;
     RecordHeader::decode(bytes)?.expect(&expected, slot.generation)?;
-    Ok(&bytes[crate::format::RECORD_HEADER_LEN..])
+    Ok(&bytes[RECORD_HEADER_LEN..])
 }
 
 /// A checksummed record's `aux` field and payload (catalog, table, meta); the caller
@@ -274,11 +274,9 @@ fn record<'m>(
     kind: RecordKind,
     channel_id: u32,
 ) -> Result<(u32, &'m [u8])> {
-    let bytes = map
-        .get(r.offset, crate::format::RECORD_HEADER_LEN)
-        .ok_or_else(|| {
-            Error::corrupted(format!("{kind:?} record at {} is not mapped", r.offset))
-        })?;
+    let bytes = map.get(r.offset, RECORD_HEADER_LEN).ok_or_else(|| {
+        Error::corrupted(format!("{kind:?} record at {} is not mapped", r.offset))
+    })?;
     let stored_aux = RecordHeader::decode(bytes)?.aux;
     let expected = RecordHeader {
         kind,

@@ -4,7 +4,7 @@
 use std::io;
 
 use crate::error::{Error, Result};
-use crate::format::{RECORD_HEADER_LEN, RecordHeader, SLOT_PAGE, Slot, align_up};
+use crate::format::{RECORD_HEADER_LEN, RecordHeader, SLOT_PAGE, Slot, align_up, record_len};
 use crate::io::{Backend, WriterLock};
 
 /// The file grows in steps of at least this many bytes, and by at least 1/8 of its size,
@@ -24,6 +24,24 @@ pub enum Durability {
     /// call returns the I/O error and poisons the handle, but the commit was already made
     /// and is visible: its durability is unknown.
     Immediate,
+}
+
+/// How the file grows when records go past its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Growth {
+    /// In steps ahead of need (a file being edited), so mappings are renewed rarely.
+    Preallocate,
+    /// To exactly the bytes written (a copy written once).
+    Exact,
+}
+
+/// What dropping the writer does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnDrop {
+    /// Sync, best effort (a named file).
+    Sync,
+    /// Nothing (an anonymous file, or a writer whose role another one took over).
+    Nothing,
 }
 
 /// Exclusive write access to one file. Invariants: `append_end` is 64-aligned and
@@ -46,9 +64,8 @@ pub(crate) struct Writer {
     /// The file's length as this writer made it (the backend's when the writer started).
     file_len: u64,
     durability: Durability,
-    sync_on_drop: bool,
-    /// Grow the file in steps ahead of need (a file being edited) or exactly.
-    preallocate: bool,
+    on_drop: OnDrop,
+    growth: Growth,
 }
 
 impl Writer {
@@ -58,7 +75,7 @@ impl Writer {
         lock: Option<WriterLock>,
         last: Slot,
         page: usize,
-        sync_on_drop: bool,
+        on_drop: OnDrop,
     ) -> Result<Writer> {
         let file_len = backend.len()?;
         Ok(Writer {
@@ -75,8 +92,8 @@ impl Writer {
             append_end: align_up(last.committed_end),
             file_len,
             durability: Durability::default(),
-            sync_on_drop,
-            preallocate: true,
+            on_drop,
+            growth: Growth::Preallocate,
         })
     }
 
@@ -105,10 +122,9 @@ impl Writer {
         self.durability = durability;
     }
 
-    /// Grow the file in steps ahead of need (`true`, a file being edited) or to exactly the
-    /// bytes written (a copy written once).
-    pub(crate) fn set_preallocate(&mut self, preallocate: bool) {
-        self.preallocate = preallocate;
+    /// How the file grows from now on.
+    pub(crate) fn set_growth(&mut self, growth: Growth) {
+        self.growth = growth;
     }
 
     /// Run an I/O call; any failure poisons the writer (after a failed write or fsync the
@@ -132,8 +148,9 @@ impl Writer {
     /// Append one record at the next aligned offset; returns its offset.
     pub(crate) fn append(&mut self, header: &RecordHeader, payload: &[u8]) -> Result<u64> {
         self.check_usable()?;
+        debug_assert_eq!(header.payload_len as usize, payload.len());
         let offset = self.append_end;
-        let end = offset + (RECORD_HEADER_LEN + payload.len()) as u64;
+        let end = offset + record_len(header.payload_len);
         self.reserve(end)?;
         self.unsynced = true;
         let r = self.backend.write_all_at(&header.encode(), offset);
@@ -151,7 +168,7 @@ impl Writer {
         if end <= self.file_len {
             return Ok(());
         }
-        if !self.preallocate {
+        if self.growth == Growth::Exact {
             self.file_len = end; // the write itself extends the file
             return Ok(());
         }
@@ -224,9 +241,9 @@ impl Writer {
     pub(crate) fn adopt(&mut self, old: &mut Writer) {
         self.lock = old.lock.take();
         self.durability = old.durability;
-        self.sync_on_drop = old.sync_on_drop;
-        self.preallocate = true;
-        old.sync_on_drop = false;
+        self.on_drop = old.on_drop;
+        self.growth = Growth::Preallocate;
+        old.on_drop = OnDrop::Nothing;
     }
 
     /// Forget records appended after the newest commit (a discarded batch); the space is
@@ -238,7 +255,7 @@ impl Writer {
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        if self.sync_on_drop && !self.poisoned {
+        if self.on_drop == OnDrop::Sync && !self.poisoned {
             // Best effort: an error here cannot be reported; the file still opens at the
             // last durable commit or a newer complete one.
             let _ = self.sync();
