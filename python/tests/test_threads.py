@@ -151,15 +151,27 @@ def test_gil_is_released_during_a_long_call():
     assert during > 1000
 
 
+# At most a few c-blosc2 threads per core (the crate's cap) plus a pool across chunks.
+ALLOWED_NEW_THREADS = 5 * (os.cpu_count() or 1) + 4
+
+
+def limit_address_space():
+    """In the child before exec: 8 MiB thread stacks, and address space for the
+    interpreter (1.5 GiB) plus 16 MiB per allowed thread: room for what is allowed, not
+    for the thousands of threads a regression would start."""
+    resource.setrlimit(resource.RLIMIT_STACK, (8 << 20, 8 << 20))
+    limit = (3 << 29) + ALLOWED_NEW_THREADS * (16 << 20)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
 def test_update_nthreads_huge_count_does_not_explode_threads():
     # 1 MiB chunks of 4 KiB blocks: 256 blocks, enough for c-blosc2 to use every thread it
     # is given; handed 40,000 as is, it would try to start 32,767. The check runs in a
-    # child process whose address space is capped (thread stacks are 8 MiB), so that such
-    # a regression fails there (an error, or c-blosc2 waiting forever for threads it could
+    # child process whose address space is capped (limit_address_space), so that such a
+    # regression fails there (an error, or c-blosc2 waiting forever for threads it could
     # not start: the timeout) after a few hundred threads instead of starting thousands.
     child = run_python(
         """
-
         import numpy as np
         from compressed_image import Channel
 
@@ -183,13 +195,5 @@ def test_update_nthreads_huge_count_does_not_explode_threads():
     )
     assert child.returncode == 0, child.stderr
     started, reported = map(int, child.stdout.split())
-    cores = os.cpu_count() or 1
-    # At most a few c-blosc2 threads per core (the crate's cap) plus a pool across chunks.
-    assert started <= 5 * cores + 4, started
+    assert started <= ALLOWED_NEW_THREADS, started
     assert reported == 40000  # the count as set
-
-
-def limit_address_space():
-    """In the child before exec: 8 MiB thread stacks, at most 3 GiB of address space."""
-    resource.setrlimit(resource.RLIMIT_STACK, (8 << 20, 8 << 20))
-    resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
