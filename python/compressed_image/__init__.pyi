@@ -66,7 +66,13 @@ class Codec:
 
 @final
 class Channel:
-    """An image channel stored as independently compressed chunks of whole scanlines."""
+    """An image channel stored as independently compressed chunks of whole scanlines.
+
+    ``chunk_size`` (bytes) is aligned down to whole scanlines and capped to the channel; a
+    request smaller than one scanline (0 included) gives one scanline per chunk, where
+    compressed-image 1.0.1 raises RuntimeError. A scanline above c-blosc2's 2 GiB chunk
+    limit is a RuntimeError.
+    """
 
     def __new__(
         cls,

@@ -37,6 +37,11 @@ pub type ChannelHandle = Handle<AnyChannel, Origin>;
 /// An image channel: a `width × height` array stored as independently compressed chunks of
 /// whole scanlines.
 ///
+/// `chunk_size` (bytes) is aligned down to whole scanlines and capped to the channel; a
+/// request smaller than one scanline (0 included) gives one scanline per chunk, where
+/// compressed-image 1.0.1 raises RuntimeError "Unable to align chunk size to scanlines".
+/// A scanline above c-blosc2's 2 GiB chunk limit is a RuntimeError.
+///
 /// Anonymous channels (the constructor, `zeros`, `full`, `*_like`) live in an unlinked
 /// temporary file; `create`, `create_full` and `open` work on a named file that other
 /// processes can open too.
