@@ -14,7 +14,7 @@ use crate::errors::{IntoPyResult, closed, to_py_at};
 use crate::settings::Threads;
 
 /// Lock a mutex; a panic while it was held leaves plain data behind, still usable.
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -23,8 +23,9 @@ pub fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-/// The file-level operations of a crate handle (`AnyChannel`, `AnyImage`).
-pub trait FileOps: Clone + Send + Sync + 'static {
+/// What the Python classes use of a crate handle (`AnyChannel`, `AnyImage`) beyond its own
+/// class: the file-level operations and the thread count.
+pub trait CrateHandle: Clone + Send + Sync + 'static {
     fn refresh(&self) -> ci::Result<bool>;
     fn sync(&self) -> ci::Result;
     fn save_as(&self, path: &Path) -> ci::Result;
@@ -35,10 +36,10 @@ pub trait FileOps: Clone + Send + Sync + 'static {
     fn set_threads(&self, threads: usize) -> ci::Result;
 }
 
-/// [`FileOps`] by the inherent methods of the same names, which every crate handle has.
-macro_rules! file_ops_of {
+/// [`CrateHandle`] by the inherent methods of the same names, which both handles have.
+macro_rules! crate_handle_of {
     ($($t:ty),*) => {$(
-        impl FileOps for $t {
+        impl CrateHandle for $t {
             fn refresh(&self) -> ci::Result<bool> {
                 <$t>::refresh(self)
             }
@@ -66,7 +67,7 @@ macro_rules! file_ops_of {
         }
     )*};
 }
-file_ops_of!(ci::AnyChannel, ci::AnyImage);
+crate_handle_of!(ci::AnyChannel, ci::AnyImage);
 
 /// The state of one Python handle object: the crate handle (`None` once closed) and what
 /// the class keeps beside it (`extra`), under one lock.
@@ -77,12 +78,12 @@ pub struct Slot<R, X> {
 
 /// A crate handle owned by a Python object, plus the file's absolute path (`None` for an
 /// anonymous, temporary file).
-pub struct Handle<R: FileOps, X> {
+pub struct Handle<R: CrateHandle, X> {
     slot: Mutex<Slot<R, X>>,
     path: Option<PathBuf>,
 }
 
-impl<R: FileOps, X> Handle<R, X> {
+impl<R: CrateHandle, X> Handle<R, X> {
     pub fn new(resource: R, path: Option<PathBuf>, extra: X) -> Self {
         Handle {
             slot: Mutex::new(Slot {
@@ -116,7 +117,7 @@ impl<R: FileOps, X> Handle<R, X> {
     }
 }
 
-impl<R: FileOps, X> Drop for Handle<R, X> {
+impl<R: CrateHandle, X> Drop for Handle<R, X> {
     fn drop(&mut self) {
         // Dropping the last handle of a read-write file syncs it: do that without the GIL.
         if let Some(resource) = self.take() {
@@ -127,7 +128,7 @@ impl<R: FileOps, X> Drop for Handle<R, X> {
 
 /// A Python class wrapping a [`Handle`]: what the generated methods need to know.
 pub trait PyHandle {
-    type Resource: FileOps;
+    type Resource: CrateHandle;
     type Extra;
     /// The class name, for messages.
     const KIND: &'static str;
@@ -244,12 +245,12 @@ macro_rules! file_handle_methods {
             /// Move a read-only handle to the newest commit of its file; returns whether it
             /// changed (always False for a read-write handle, which has the newest commit).
             fn refresh(&self, py: Python<'_>) -> PyResult<bool> {
-                $crate::handle::run(self, py, |r| $crate::handle::FileOps::refresh(r))
+                $crate::handle::run(self, py, |r| $crate::handle::CrateHandle::refresh(r))
             }
 
             /// Make every commit durable (fsync). No-op for read-only handles.
             fn sync(&self, py: Python<'_>) -> PyResult<()> {
-                $crate::handle::run(self, py, |r| $crate::handle::FileOps::sync(r))
+                $crate::handle::run(self, py, |r| $crate::handle::CrateHandle::sync(r))
             }
 
             /// Write the current commit, without dead space, to a new file at `path`
@@ -262,14 +263,14 @@ macro_rules! file_handle_methods {
             /// Rewrite the file without dead space; returns a dict of `file_len_before`,
             /// `file_len_after`, `reclaimed`.
             fn compact<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
-                let c = $crate::handle::run(self, py, |r| $crate::handle::FileOps::compact(r))?;
+                let c = $crate::handle::run(self, py, |r| $crate::handle::CrateHandle::compact(r))?;
                 $crate::handle::compaction_dict(py, c)
             }
 
             /// Check every record of the file's current commit; returns a dict with `ok`,
             /// `problems` (list of str), `generation`, `records`, `bytes_checked`.
             fn verify<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
-                let v = $crate::handle::run(self, py, |r| $crate::handle::FileOps::verify(r))?;
+                let v = $crate::handle::run(self, py, |r| $crate::handle::CrateHandle::verify(r))?;
                 $crate::handle::verification_dict(py, v)
             }
 
@@ -277,7 +278,7 @@ macro_rules! file_handle_methods {
             /// `committed_end`, `live_bytes`, `dead_bytes`, `blob_chunks`, `fill_chunks`,
             /// `fill_bytes`).
             fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
-                let s = $crate::handle::run(self, py, |r| $crate::handle::FileOps::stats(r))?;
+                let s = $crate::handle::run(self, py, |r| $crate::handle::CrateHandle::stats(r))?;
                 $crate::handle::stats_dict(py, s)
             }
 
