@@ -228,7 +228,8 @@ class CimgFile(CI101):
     ext = ".cimg"
     notes = dict(
         OURS_THREAD_NOTES,
-        construct="Channel.create(...); durable: then sync() (fdatasync)",
+        construct="Channel.create(...), which builds the file under a temporary name, fsyncs it and renames it "
+        "into place before returning; durable: then sync() (fdatasync)",
         rewrite="set_chunk loop; durable: then sync()",
     )
 

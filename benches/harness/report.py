@@ -155,9 +155,15 @@ def cell(metric: str, a: dict | None, nbytes: int) -> str:
     return s
 
 
+def fmt_x(x: float, thr: float = 1.0) -> str:
+    """A ratio to 2 decimals, or 3 when 2 would round a value below `thr` up to it."""
+    s = f"{x:.2f}×"
+    return f"{x:.3f}×" if x < thr and s == f"{thr:.2f}×" else s
+
+
 def fmt_ratio(ratios: list[float], thr: float | None = None) -> str:
     med = statistics.median(ratios)
-    s = f"{med:.2f}×"
+    s = fmt_x(med, thr or 1.0)
     if len(ratios) > 1:
         s += f" [{min(ratios):.2f}–{max(ratios):.2f}]"
     return f"**{s}**" if thr is not None and med < thr else s
@@ -209,7 +215,7 @@ def eval_comparison(agg: dict, ours: str, peer: str, thr: float, dataset_names: 
         return row
     below = [c for c in measured if c["median"] < thr]
     worst = min(measured, key=lambda c: c["median"])
-    row["result"] = (f"{len(measured)} cells, {len(below)} below {thr:g}×; min {worst['median']:.2f}× "
+    row["result"] = (f"{len(measured)} cells, {len(below)} below {thr:g}×; min {fmt_x(worst['median'], thr)} "
                      f"({cell_name(worst)}); geomean {geomean([c['median'] for c in measured]):.2f}×")
     if missing:
         row["result"] += f"; {len(missing)} missing"
@@ -457,8 +463,8 @@ def write_dataset_tables(w, doc: dict, agg: dict) -> None:
 
 NOTES = [
     "`construct`: build the channel from the full array. For file systems the file is written and closed "
-    "(ours: `Channel.create` returns a committed file; blosc2 frames: the handle freed; zarr: `a[:] = data` "
-    "returned). `construct_durable` adds the flush to disk: ours `sync()` (fdatasync), blosc2 frames "
+    "(ours: `Channel.create` returned, which for a named file already means fsync'd and renamed into place, so "
+    "ours pays a flush the others do not; blosc2 frames: the handle freed; zarr: `a[:] = data` returned). `construct_durable` adds the flush to disk: ours `sync()` (fdatasync), blosc2 frames "
     "`os.fsync` of the frame file and its directory, zarr `os.fsync` of every file and directory of the store. "
     "In-memory systems (compressed-image 1.0.1, blosc2-schunk-mem, the anonymous channels) have no durable variant.",
     "`rewrite`: `set_chunk` (or the system's equivalent) of every chunk from the source, each call visible when "
