@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::codec::{Codec, Settings};
+use crate::chunk_codec::{check_len, prepare_chunk, read_chunk, read_chunk_part};
 use crate::error::{Error, Result};
 use crate::format::{Catalog, ChannelDesc, TableEntry};
 use crate::geometry::Geometry;
 use crate::io::Backend;
 use crate::sample::Dtype;
-use crate::store::{Access, Snapshot, Store, Txn, WrapBackend, check_len, no_wrap, prepare_chunk};
+use crate::settings::{Codec, Settings};
+use crate::store::{Access, Snapshot, Store, Txn, WrapBackend, no_wrap};
 
 /// A handle to one channel of an open file, standalone or part of an image.
 ///
@@ -370,7 +371,7 @@ impl AnyChannel {
     /// [`Error::ChecksumMismatch`] or [`Error::Corrupted`] for damaged data.
     pub fn get_chunk_bytes(&self, index: usize, out: &mut [u8]) -> Result {
         let (snap, pos) = self.view()?;
-        snap.read_chunk(pos, index, out, self.threads)
+        read_chunk(&snap, pos, index, out, self.threads)
     }
 
     /// Replace chunk `index` with `data` (exactly the chunk's bytes) and commit. A chunk
@@ -405,11 +406,11 @@ impl AnyChannel {
         if self.threads > 1 && g.num_chunks() > 1 {
             out.par_chunks_mut(g.chunk_bytes())
                 .enumerate()
-                .try_for_each(|(index, part)| snap.read_chunk(pos, index, part, 1))
+                .try_for_each(|(index, part)| read_chunk(&snap, pos, index, part, 1))
         } else {
             out.chunks_mut(g.chunk_bytes())
                 .enumerate()
-                .try_for_each(|(index, part)| snap.read_chunk(pos, index, part, self.threads))
+                .try_for_each(|(index, part)| read_chunk(&snap, pos, index, part, self.threads))
         }
     }
 
@@ -440,9 +441,9 @@ impl AnyChannel {
             let index = row / g.rows_per_chunk();
             let start_row = row - g.chunk_start_row(index);
             if start_row == 0 && part.len() == g.chunk_bytes_at(index) {
-                snap.read_chunk(pos, index, part, self.threads)?;
+                read_chunk(&snap, pos, index, part, self.threads)?;
             } else {
-                snap.read_chunk_part(pos, index, start_row * g.width(), part, self.threads)?;
+                read_chunk_part(&snap, pos, index, start_row * g.width(), part, self.threads)?;
             }
             row += part.len() / row_bytes;
         }

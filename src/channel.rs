@@ -6,10 +6,11 @@ use std::ops::Deref;
 use std::path::Path;
 
 use crate::any_channel::AnyChannel;
+use crate::chunk_codec::read_chunk;
 use crate::chunks::{Batch, ChunkMut, ChunkRef};
-use crate::codec::Settings;
 use crate::error::{Error, Result};
 use crate::sample::{Sample, fill_bits};
+use crate::settings::Settings;
 use crate::store::{Access, no_wrap};
 
 /// One image channel of element type `T`: a `width × height` array stored as independently
@@ -301,7 +302,13 @@ impl<T: Sample> Channel<T> {
         let mut buf = vec![T::zeroed(); g.chunk_elems()];
         for index in 0..g.num_chunks() {
             let data = &mut buf[..g.chunk_elems_at(index)];
-            snap.read_chunk(pos, index, bytemuck::cast_slice_mut(data), self.threads())?;
+            read_chunk(
+                &snap,
+                pos,
+                index,
+                bytemuck::cast_slice_mut(data),
+                self.threads(),
+            )?;
             visit(&ChunkRef::new(
                 index,
                 g.chunk_start_row(index),
@@ -325,7 +332,13 @@ impl<T: Sample> Channel<T> {
         let mut buf = vec![T::zeroed(); g.chunk_elems()];
         for index in 0..g.num_chunks() {
             let data = &mut buf[..g.chunk_elems_at(index)];
-            snap.read_chunk(pos, index, bytemuck::cast_slice_mut(data), self.threads())?;
+            read_chunk(
+                &snap,
+                pos,
+                index,
+                bytemuck::cast_slice_mut(data),
+                self.threads(),
+            )?;
             let mut chunk = ChunkMut::new(index, g.chunk_start_row(index), g.width(), data);
             visit(&mut chunk)?;
             if chunk.is_modified() {

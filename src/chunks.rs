@@ -3,9 +3,10 @@
 use std::marker::PhantomData;
 
 use crate::any_channel::AnyChannel;
+use crate::chunk_codec::prepare_chunk;
 use crate::error::Result;
 use crate::sample::Sample;
-use crate::store::{Txn, prepare_chunk};
+use crate::store::Txn;
 
 /// A decoded chunk, read-only, with the coordinates of its elements.
 pub struct ChunkRef<'a, T> {

@@ -15,6 +15,14 @@ pub type Result<T = (), E = Error> = std::result::Result<T, E>;
 pub enum Error {
     /// The operating system reported an I/O error.
     Io(io::Error),
+    /// A file could not be opened, created or locked: `source.kind()` tells why
+    /// (`NotFound`, `PermissionDenied`, `IsADirectory`, …).
+    File {
+        /// The file the operation was on (for the writer lock, the `<path>.lock` sidecar).
+        path: PathBuf,
+        /// What the operating system reported.
+        source: io::Error,
+    },
     /// The file is not a compressed-image container (its magic number is wrong).
     NotACompressedImage,
     /// The file was written by a format version this library cannot read.
@@ -116,6 +124,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io(e) => write!(f, "I/O error: {e}"),
+            Error::File { path, source } => write!(f, "{}: {source}", path.display()),
             Error::NotACompressedImage => f.write_str("not a compressed-image file (wrong magic number)"),
             Error::UnsupportedVersion { major, minor } => write!(
                 f,
@@ -156,7 +165,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Io(e) => Some(e),
+            Error::Io(e) | Error::File { source: e, .. } => Some(e),
             Error::Metadata(e) => Some(e),
             _ => None,
         }

@@ -37,7 +37,7 @@ macro_rules! file_methods {
         /// # Errors
         /// I/O errors; problems found are listed in the result, not returned as errors.
         pub fn verify(&self) -> crate::Result<crate::Verification> {
-            self.store.verify()
+            crate::chunk_codec::verify(&self.store)
         }
 
         /// Rewrite the file without dead space: the live records go to a new file in the

@@ -1,11 +1,13 @@
 //! Chunk geometry: how a `width × height` channel splits into chunks of whole scanlines.
 //!
-//! Rules (the original library's, plus the cap its documentation promises):
-//! 1. `rows_per_chunk = floor(floor(chunk_size / elem_size) / width)`, at least 1 or an error;
+//! Rules (the original library's first and third, plus the cap its documentation promises):
+//! 1. `rows_per_chunk = floor(floor(chunk_size / elem_size) / width)`; a request below one
+//!    scanline (the original library fails on it) gives one scanline per chunk;
 //! 2. capped to `height`, so a small channel has one chunk of exactly its size;
 //! 3. the nominal chunk is `rows_per_chunk × width × elem_size` bytes; every chunk has
 //!    that size except the last, which holds the remaining rows;
-//! 4. one chunk must fit c-blosc2's buffer limit (`INT_MAX − 32` bytes).
+//! 4. one chunk must fit c-blosc2's buffer limit (`INT_MAX − 32` bytes), so a scanline
+//!    longer than that is an error.
 
 use crate::error::{Error, Result};
 
@@ -25,13 +27,13 @@ pub struct Geometry {
 
 impl Geometry {
     /// The layout of a `width × height` channel of `elem_size`-byte elements with the
-    /// requested chunk size in bytes.
+    /// requested chunk size in bytes. A request smaller than one scanline (e.g. the default
+    /// 4 MiB for a row of 600,000 `f64`, 4.8 MB) gives chunks of one scanline each.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when width or height is 0, when `width × height ×
-    /// elem_size` overflows, when one scanline does not fit the requested chunk size, when
-    /// a chunk would exceed c-blosc2's 2 GiB limit, or when the channel needs more chunks
-    /// than a table can hold.
+    /// elem_size` overflows, when a chunk — at least one scanline — would exceed c-blosc2's
+    /// 2 GiB limit, or when the channel needs more chunks than a table can hold.
     pub fn new(
         width: usize,
         height: usize,
@@ -51,14 +53,8 @@ impl Geometry {
         row_bytes
             .checked_mul(height)
             .ok_or_else(|| overflow(width, height, elem_size))?;
-        let rows = (chunk_size / elem_size) / width;
-        if rows == 0 {
-            return Err(Error::invalid(
-                "chunk size",
-                format!("{chunk_size} bytes"),
-                format!("at least one scanline ({width} x {elem_size} = {row_bytes} bytes)"),
-            ));
-        }
+        // A chunk holds whole scanlines, at least one: a smaller request cannot be honoured.
+        let rows = ((chunk_size / elem_size) / width).max(1);
         let rows_per_chunk = rows.min(height);
         let chunk_bytes = rows_per_chunk * row_bytes;
         if chunk_bytes > MAX_CHUNK_BYTES {
@@ -202,8 +198,9 @@ mod tests {
 
     const MIB4: usize = 4 * 1024 * 1024;
 
-    /// The original library's measured geometry table (seed-behaviour §5.2), with the
-    /// documented cap to the channel size applied: (elem, w, h, chunk bytes, chunks, last bytes).
+    /// Chunk sizes the original library produces with its default 4 MiB request, with the
+    /// cap to the channel size it documents applied: (elem, w, h, chunk bytes, chunks, last
+    /// bytes).
     #[test]
     fn geometry_matches_the_reference_table_with_the_cap() {
         let table: &[(usize, usize, usize, usize, usize, usize)] = &[
@@ -251,10 +248,30 @@ mod tests {
     fn invalid_geometries_are_errors() {
         assert!(Geometry::new(0, 5, 4, MIB4).is_err());
         assert!(Geometry::new(5, 0, 4, MIB4).is_err());
-        assert!(Geometry::new(10, 5, 4, 16).is_err());
-        assert!(Geometry::new(5_000_000, 1, 1, MIB4).is_err());
         assert!(Geometry::new(usize::MAX / 2, 3, 4, MIB4).is_err());
         assert!(Geometry::new(100_000, 100_000, 1, 3_000_000_000).is_err());
+    }
+
+    #[test]
+    fn rows_wider_than_the_requested_chunk_get_one_row_per_chunk() {
+        // 600,000 f64 = 4.8 MB per row, above the default 4 MiB.
+        let g = Geometry::new(600_000, 2, 8, MIB4).unwrap();
+        assert_eq!(
+            (g.rows_per_chunk(), g.num_chunks(), g.chunk_bytes()),
+            (1, 2, 4_800_000)
+        );
+        // Requests below one scanline, 0 included.
+        for request in [0, 1, 16, 39] {
+            let g = Geometry::new(10, 5, 4, request).unwrap();
+            assert_eq!((g.rows_per_chunk(), g.num_chunks()), (1, 5), "{request}");
+        }
+        assert_eq!(
+            Geometry::new(5_000_000, 1, 1, MIB4).unwrap().chunk_bytes(),
+            5_000_000
+        );
+        // One scanline above c-blosc2's 2 GiB chunk limit stays an error.
+        assert!(Geometry::new(MAX_CHUNK_BYTES / 4 + 1, 1, 4, MIB4).is_err());
+        assert!(Geometry::new(MAX_CHUNK_BYTES, 1, 1, MIB4).is_ok());
     }
 
     #[test]

@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use crate::any_channel::{AnyChannel, default_threads, new_desc, write_chunks};
 use crate::channel::Channel;
+use crate::chunk_codec::read_chunk;
 use crate::chunks::ImageBatch;
-use crate::codec::Settings;
 use crate::error::{Error, Result};
 use crate::format::Catalog;
 use crate::geometry::check_size;
 use crate::io::Backend;
 use crate::sample::{Sample, fill_bits};
+use crate::settings::Settings;
 use crate::store::{Access, Store, WrapBackend, no_wrap};
 
 /// An image: an ordered list of channels of element type `T`, all `width × height`, with
@@ -395,7 +396,13 @@ impl<T: Sample> Image<T> {
                 let mut out = crate::io::large_zeroed_vec(w * h);
                 let g = snap.catalog.channels[pos].geometry;
                 for (index, part) in out.chunks_mut(g.chunk_elems()).enumerate() {
-                    snap.read_chunk(pos, index, bytemuck::cast_slice_mut(part), self.threads)?;
+                    read_chunk(
+                        &snap,
+                        pos,
+                        index,
+                        bytemuck::cast_slice_mut(part),
+                        self.threads,
+                    )?;
                 }
                 Ok(out)
             })

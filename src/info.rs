@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
-use crate::codec::Codec;
 use crate::error::Result;
 use crate::geometry::Geometry;
 use crate::sample::Dtype;
+use crate::settings::Codec;
 use crate::store::{Access, Store};
 
 /// One channel as [`inspect`] reports it.

@@ -52,7 +52,8 @@
 //!   reads out of bounds).
 //! - `set_chunk` checks the exact length of every chunk, the last included, *before*
 //!   changing anything.
-//! - The chunk size is capped to the channel size, as the original documentation promises.
+//! - The chunk size is capped to the channel size, as the original documentation promises,
+//!   and a chunk size below one scanline gives one scanline per chunk (the original fails).
 //! - A `set_chunk` whose elements are bitwise identical is stored as a lazy fill entry.
 //! - Element coordinates `x(i)`, `y(i)` are right for every element size.
 //! - Image channel handles never dangle: after removal they return [`Error::ChannelRemoved`].
@@ -81,8 +82,8 @@
 //! a program outside this protocol that truncates or overwrites the file while it is
 //! mapped can make a read fault (SIGBUS). Checksums catch accidents, not forgery: the
 //! bundled c-blosc2 has known out-of-bounds reads on crafted chunks, so decode files from
-//! untrusted sources in a sandbox. `unsafe` lives in two files: the mapping and the
-//! c-blosc2 FFI.
+//! untrusted sources in a sandbox. `unsafe` lives in two files, the mapping and the
+//! c-blosc2 FFI; the crate denies `unsafe_code` everywhere else.
 //!
 //! # It is not
 //!
@@ -91,6 +92,14 @@
 //! supported yet.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
+// `unsafe` is allowed in exactly two modules: `io::mmap` (the file mapping) and `blosc::ffi`
+// (the c-blosc2 calls).
+#![deny(unsafe_code)]
+
+// Writer locks (`flock`), positioned reads and writes (`FileExt`), inode checks and file
+// permissions use Unix APIs.
+#[cfg(not(unix))]
+compile_error!("compressed-image supports Unix targets only (Linux, macOS, the BSDs)");
 
 #[cfg(target_endian = "big")]
 compile_error!(
@@ -100,8 +109,8 @@ compile_error!(
 mod any_channel;
 mod blosc;
 mod channel;
+mod chunk_codec;
 mod chunks;
-mod codec;
 mod error;
 mod file_methods;
 mod format;
@@ -110,12 +119,12 @@ mod image;
 mod info;
 mod io;
 mod sample;
+mod settings;
 mod store;
 
 pub use any_channel::AnyChannel;
 pub use channel::Channel;
 pub use chunks::{Batch, ChunkMut, ChunkRef, ImageBatch};
-pub use codec::{Codec, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL, Settings};
 pub use error::{Error, Result};
 pub use format::{FORMAT_MAJOR, FORMAT_MINOR};
 pub use geometry::{Geometry, MAX_CHUNK_BYTES};
@@ -124,6 +133,7 @@ pub use image::Image;
 pub use info::{ChannelInfo, FileInfo, inspect};
 pub use io::Backend;
 pub use sample::{Dtype, Sample};
+pub use settings::{Codec, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL, Settings};
 pub use store::{
     AutoCompact, ChecksumPolicy, Compaction, Durability, Stats, Verification, WrapBackend,
 };

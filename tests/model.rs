@@ -519,7 +519,6 @@ enum BadWrite {
 #[derive(Clone, Debug)]
 enum SettingsFault {
     Level(u8),
-    ChunkBelowRow,
     BlockTooBig,
 }
 
@@ -712,7 +711,6 @@ fn delta_strategy() -> BoxedStrategy<i8> {
 fn settings_fault_strategy() -> BoxedStrategy<SettingsFault> {
     prop_oneof![
         2 => (10u8..=255).prop_map(SettingsFault::Level),
-        1 => Just(SettingsFault::ChunkBelowRow),
         1 => Just(SettingsFault::BlockTooBig),
     ]
     .boxed()
@@ -2071,10 +2069,8 @@ impl<T: Elem> Harness<T> {
     }
 
     fn bad_settings(&self, kind: &SettingsFault) -> Settings {
-        let row = self.model.width * self.model.size;
         match kind {
             SettingsFault::Level(l) => Settings::default().level(*l),
-            SettingsFault::ChunkBelowRow => Settings::default().chunk_size(row - 1),
             SettingsFault::BlockTooBig => Settings::default().block_size(536_866_817),
         }
     }

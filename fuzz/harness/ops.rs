@@ -445,8 +445,8 @@ impl<T: Sample> Run<T> {
             .level(level)
             .block_size(block)
             .chunk_size(rows * self.width * self.size());
-        let valid = level <= 9 && rows >= 1;
-        (settings, valid.then_some(rows.min(self.height)))
+        // A request below one scanline (rows 0) gives one scanline per chunk.
+        (settings, (level <= 9).then_some(rows.clamp(1, self.height)))
     }
 
     fn name(&self, input: &mut Input<'_>) -> Option<String> {

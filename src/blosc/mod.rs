@@ -4,15 +4,22 @@
 //! reused while the parameters stay the same, so no call allocates a context and no
 //! context is shared between threads. c-blosc2 reads `BLOSC_*` environment variables when
 //! it creates a context and lets them override the parameters set here; keep them unset.
+//!
+//! Whatever thread count a caller asks for, a chunk gets at most one c-blosc2 thread per
+//! block and at most [`max_chunk_threads`] (a few per core): c-blosc2 starts a context's
+//! whole thread pool at once, so an unchecked request could exhaust the process's threads.
 
+// The c-blosc2 calls are one of the two modules allowed `unsafe` (crate root).
+#[allow(unsafe_code)]
 mod ffi;
 
 use std::cell::RefCell;
+use std::sync::OnceLock;
 
 pub(crate) use ffi::{CompressParams, MAX_OVERHEAD};
 
-use crate::codec::Codec;
 use crate::error::{Error, Result};
+use crate::settings::Codec;
 
 thread_local! {
     /// Keyed by parameters and input length: `blosc2_compress_ctx` keeps the block size it
@@ -23,7 +30,8 @@ thread_local! {
 }
 
 impl CompressParams {
-    /// Parameters for a channel's settings.
+    /// Parameters for a channel's settings; `nthreads` is the caller's request, capped per
+    /// chunk by [`compress`].
     pub(crate) fn new(
         codec: Codec,
         level: u8,
@@ -36,18 +44,52 @@ impl CompressParams {
             level,
             typesize: typesize as u8,
             block_size: i32::try_from(block_size).unwrap_or(i32::MAX),
-            nthreads: clamp_threads(nthreads),
+            nthreads: chunk_threads(nthreads, usize::MAX),
         }
     }
 }
 
-/// c-blosc2 takes at most `i16::MAX` threads; 0 is never passed.
-fn clamp_threads(n: usize) -> i16 {
-    n.clamp(1, i16::MAX as usize) as i16
+/// c-blosc2 threads per available core at most: more only add thread start-up and
+/// contention (c-blosc2 starts a context's whole thread pool for the first multi-block
+/// chunk it processes, and keeps it while the context lives).
+const THREADS_PER_CORE: usize = 4;
+
+/// The most threads c-blosc2 is given for one chunk: [`THREADS_PER_CORE`] ×
+/// `std::thread::available_parallelism()` (read once).
+pub(crate) fn max_chunk_threads() -> usize {
+    static MAX: OnceLock<usize> = OnceLock::new();
+    *MAX.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        THREADS_PER_CORE * cores
+    })
 }
 
-/// Compress `src` into a complete blosc2 chunk in `dst` (contents replaced).
+/// The threads c-blosc2 gets for a chunk of `nblocks` blocks when `requested` are asked for:
+/// at least 1, at most one per block (c-blosc2 hands each thread whole blocks, so more would
+/// idle) and at most [`max_chunk_threads`], whatever the request — a request of 40,000 must
+/// not start 40,000 threads.
+fn chunk_threads(requested: usize, nblocks: usize) -> i16 {
+    let cap = nblocks.min(max_chunk_threads()).min(i16::MAX as usize);
+    requested.clamp(1, cap.max(1)) as i16
+}
+
+/// Blocks c-blosc2 splits a `len`-byte input into with a `block_size` request (0 =
+/// automatic, which c-blosc2 sizes itself: then no bound is known here).
+fn blocks_of(len: usize, block_size: i32) -> usize {
+    match usize::try_from(block_size) {
+        Ok(block) if block > 0 => len.div_ceil(block).max(1),
+        _ => usize::MAX,
+    }
+}
+
+/// Compress `src` into a complete blosc2 chunk in `dst` (contents replaced), on at most one
+/// thread per block of `src` and at most [`max_chunk_threads`] threads.
 pub(crate) fn compress(params: CompressParams, src: &[u8], dst: &mut Vec<u8>) -> Result {
+    let nblocks = blocks_of(src.len(), params.block_size);
+    let params = CompressParams {
+        nthreads: chunk_threads(params.nthreads as usize, nblocks),
+        ..params
+    };
     let key = (params, src.len());
     COMPRESSOR.with_borrow_mut(|slot| {
         if slot.as_ref().is_none_or(|(k, _)| *k != key) {
@@ -59,11 +101,15 @@ pub(crate) fn compress(params: CompressParams, src: &[u8], dst: &mut Vec<u8>) ->
     })
 }
 
+/// Run `f` with this thread's decompression context for `src` (a validated chunk), made for
+/// the threads [`chunk_threads`] allows for `src`'s blocks.
 fn with_decompressor<R>(
+    src: &[u8],
     nthreads: usize,
     f: impl FnOnce(&mut ffi::Context) -> Result<R>,
 ) -> Result<R> {
-    let nthreads = clamp_threads(nthreads);
+    let nblocks = ChunkHeader::parse(src).map_or(1, |h| h.nblocks());
+    let nthreads = chunk_threads(nthreads, nblocks);
     DECOMPRESSOR.with_borrow_mut(|slot| {
         if slot.as_ref().is_none_or(|(n, _)| *n != nthreads) {
             *slot = None;
@@ -86,9 +132,10 @@ fn has_decompressor() -> bool {
     DECOMPRESSOR.with_borrow(Option::is_some)
 }
 
-/// Decompress a validated blosc2 chunk into `dst` (exactly its uncompressed length).
+/// Decompress a validated blosc2 chunk into `dst` (exactly its uncompressed length), on at
+/// most one thread per block and at most [`max_chunk_threads`] threads.
 pub(crate) fn decompress_into(src: &[u8], dst: &mut [u8], nthreads: usize) -> Result {
-    with_decompressor(nthreads, |ctx| ctx.decompress(src, dst))
+    with_decompressor(src, nthreads, |ctx| ctx.decompress(src, dst))
 }
 
 /// Decode the items `[start, start + nitems)` of a validated chunk into `dst`.
@@ -107,7 +154,7 @@ pub(crate) fn get_items_into(
     let block_items = (header.blocksize as usize / typesize).max(1);
     // The thread count only selects the cached context (getitem decodes on one thread), so
     // alternating with whole-chunk reads does not rebuild the context and its thread pool.
-    with_decompressor(nthreads, |ctx| {
+    with_decompressor(src, nthreads, |ctx| {
         let (mut item, end) = (start, start + nitems);
         let mut out = dst;
         while item < end {
@@ -165,6 +212,13 @@ impl ChunkHeader {
         })
     }
 
+    /// Blocks the chunk is split into (1 for a header that claims a zero block size).
+    pub(crate) fn nblocks(&self) -> usize {
+        (self.nbytes as usize)
+            .div_ceil(self.blocksize.max(1) as usize)
+            .max(1)
+    }
+
     /// Check the header (and, for compressed chunks, the block offsets) against what the
     /// table and geometry say the chunk must be, before the chunk is handed to c-blosc2,
     /// which trusts these fields. `chunk` is the whole blosc2 chunk.
@@ -202,7 +256,7 @@ impl ChunkHeader {
             return Ok(());
         }
         // Every block starts inside the chunk, after the block-offset array.
-        let nblocks = raw_len.div_ceil(self.blocksize as usize);
+        let nblocks = self.nblocks();
         let body = HEADER_LEN + 4 * nblocks;
         let Some(starts) = chunk.get(HEADER_LEN..body) else {
             return fail("block offsets past the end of the chunk");
@@ -262,6 +316,52 @@ mod tests {
             get_items_into(&chunk, 8000, 20_000, &mut part, 1).unwrap();
             assert_eq!(part, bytes[4 * 8000..4 * 28_000], "{codec}");
         }
+    }
+
+    #[test]
+    fn chunk_threads_are_capped_by_blocks_and_cores() {
+        assert_eq!(
+            chunk_threads(40_000, usize::MAX) as usize,
+            max_chunk_threads()
+        );
+        assert_eq!(chunk_threads(40_000, 3), 3);
+        assert_eq!(chunk_threads(2, 3), 2);
+        assert_eq!(chunk_threads(0, 3), 1);
+        assert_eq!(chunk_threads(8, 0), 1);
+        assert_eq!(blocks_of(10_000, 4096), 3);
+        assert_eq!(blocks_of(10_000, 0), usize::MAX);
+    }
+
+    /// `Threads:` of /proc/self/status: the threads of this process right now.
+    #[cfg(target_os = "linux")]
+    fn process_threads() -> usize {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
+        line["Threads:".len()..].trim().parse().unwrap()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_huge_thread_request_starts_only_a_few_threads_per_core() {
+        let before = process_threads();
+        // 4 MiB in 4 KiB blocks: 1024 blocks, compressible, so both directions run blocks in
+        // parallel and the block count alone would allow 1024 threads.
+        let data: Vec<u8> = (0u32..4 << 20).map(|i| (i / 7 % 256) as u8).collect();
+        let mut chunk = Vec::new();
+        let params = CompressParams::new(Codec::Lz4, 5, 1, 4096, 40_000);
+        compress(params, &data, &mut chunk).unwrap();
+        let after_compress = process_threads();
+        let mut out = vec![0u8; data.len()];
+        decompress_into(&chunk, &mut out, 40_000).unwrap();
+        let after_decompress = process_threads();
+        assert_eq!(out, data);
+        // Each context keeps its pool; other tests of this binary may start a few threads too.
+        let bound = before + 2 * max_chunk_threads() + 32;
+        assert!(
+            after_compress <= bound && after_decompress <= bound,
+            "{before} threads grew to {after_compress} compressing and {after_decompress} \
+             decompressing (bound {bound})"
+        );
     }
 
     #[test]

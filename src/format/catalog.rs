@@ -1,10 +1,10 @@
 //! The catalog (SPEC §5): image size, metadata reference and one descriptor per channel.
 
 use super::{LeReader, LeWriter, TABLE_ENTRY_LEN};
-use crate::codec::{Codec, MAX_BLOCK_SIZE};
 use crate::error::{Error, Result};
 use crate::geometry::Geometry;
 use crate::sample::Dtype;
+use crate::settings::{Codec, MAX_BLOCK_SIZE};
 
 const FIXED_LEN: usize = 64;
 const DESC_LEN: usize = 64;

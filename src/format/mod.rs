@@ -11,7 +11,9 @@ mod slot;
 mod table;
 
 pub(crate) use catalog::{Catalog, ChannelDesc, RecordRef};
-pub(crate) use record::{RECORD_HEADER_LEN, RecordHeader, RecordKind};
+pub(crate) use record::{
+    RECORD_HEADER_LEN, RecordHeader, RecordKind, record_footprint, record_in_region, record_len,
+};
 pub(crate) use slot::{SLOT_LEN, Slot};
 pub(crate) use table::TableEntry;
 
@@ -30,6 +32,12 @@ pub(crate) const REGION_START: u64 = 2 * SLOT_PAGE;
 pub(crate) const RECORD_ALIGN: u64 = 64;
 /// Bytes of one chunk-table entry.
 pub(crate) const TABLE_ENTRY_LEN: usize = 32;
+/// A BLOB payload is a c-blosc2 chunk with the extended header, so at least this long
+/// (SPEC §9) …
+pub(crate) const BLOB_HEADER_LEN: usize = 32;
+/// … and at most this much longer than the chunk's raw bytes (c-blosc2's
+/// `BLOSC2_MAX_OVERHEAD`).
+pub(crate) const BLOB_MAX_OVERHEAD: usize = 32;
 
 /// Round `n` up to the record alignment.
 pub(crate) fn align_up(n: u64) -> u64 {

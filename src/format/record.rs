@@ -1,12 +1,33 @@
 //! Record headers (SPEC §4): 32 bytes before every record payload in the record region.
 
-use super::{LeReader, LeWriter};
+use super::{LeReader, LeWriter, RECORD_ALIGN, REGION_START, align_up};
 use crate::error::{Error, Result};
 
 /// Record header magic, a sync marker for salvage scans.
 const RECORD_MAGIC: [u8; 4] = *b"CIR1";
 /// Length of a record header.
 pub(crate) const RECORD_HEADER_LEN: usize = 32;
+
+/// Bytes of a record with a `payload_len`-byte payload: header and payload.
+pub(crate) fn record_len(payload_len: u32) -> u64 {
+    RECORD_HEADER_LEN as u64 + u64::from(payload_len)
+}
+
+/// Bytes a record takes in the region, padding up to the next record included (what SPEC §12
+/// counts as live).
+pub(crate) fn record_footprint(payload_len: u32) -> u64 {
+    align_up(record_len(payload_len))
+}
+
+/// SPEC §4 step 1, without the mapping: a record at `offset` with a `payload_len`-byte payload
+/// starts aligned in the record region and ends at or before `committed_end`.
+pub(crate) fn record_in_region(offset: u64, payload_len: u32, committed_end: u64) -> bool {
+    offset >= REGION_START
+        && offset.is_multiple_of(RECORD_ALIGN)
+        && offset
+            .checked_add(record_len(payload_len))
+            .is_some_and(|end| end <= committed_end)
+}
 
 /// What a record holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,5 +140,17 @@ mod tests {
         let mut bad = h.encode();
         bad[4] = 9;
         assert!(RecordHeader::decode(&bad).is_err());
+    }
+
+    #[test]
+    fn record_bounds_follow_spec_section_4() {
+        // 32-byte header + 100-byte payload = 132 bytes, 192 with padding.
+        assert_eq!((record_len(100), record_footprint(100)), (132, 192));
+        assert_eq!(record_footprint(32), 64);
+        assert!(record_in_region(REGION_START, 100, REGION_START + 132));
+        assert!(!record_in_region(REGION_START, 100, REGION_START + 131));
+        assert!(!record_in_region(REGION_START - 64, 0, REGION_START + 64));
+        assert!(!record_in_region(REGION_START + 32, 0, REGION_START + 128));
+        assert!(!record_in_region(u64::MAX - 63, u32::MAX, u64::MAX));
     }
 }

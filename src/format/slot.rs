@@ -50,6 +50,16 @@ impl Slot {
         w.0.try_into().expect("slot layout is 256 bytes")
     }
 
+    /// Whether `other` names the same commit: the same catalog record of the same file,
+    /// which a marker slot (SPEC §10 c) repeats with a newer generation. Committed records
+    /// never change and their offsets are never reused, so the same catalog record means
+    /// the same catalog, tables, metadata and blobs.
+    pub(crate) fn same_commit(&self, other: &Slot) -> bool {
+        (self.file_id, self.committed_end, self.catalog_offset)
+            == (other.file_id, other.committed_end, other.catalog_offset)
+            && (self.catalog_len, self.catalog_crc) == (other.catalog_len, other.catalog_crc)
+    }
+
     /// Decode and check one slot. `file_len` bounds every offset.
     pub(crate) fn decode(bytes: &[u8], file_len: u64) -> Result<Slot> {
         if bytes.len() < SLOT_LEN {
@@ -156,6 +166,38 @@ mod tests {
             ..sample()
         };
         assert!(Slot::decode(&s.encode(), 9000).is_ok());
+    }
+
+    #[test]
+    fn a_marker_names_the_same_commit_and_a_new_catalog_does_not() {
+        let s = sample();
+        let marker = Slot {
+            generation: 8,
+            durable_end: 9000,
+            ..s
+        };
+        assert!(marker.same_commit(&s));
+        assert!(
+            !Slot {
+                catalog_offset: 8256,
+                ..marker
+            }
+            .same_commit(&s)
+        );
+        assert!(
+            !Slot {
+                catalog_crc: 43,
+                ..marker
+            }
+            .same_commit(&s)
+        );
+        assert!(
+            !Slot {
+                file_id: 1,
+                ..marker
+            }
+            .same_commit(&s)
+        );
     }
 
     #[test]

@@ -3,14 +3,21 @@
 //! Nothing here knows about chunks or records.
 
 mod lock;
+// The mapping is one of the two modules allowed `unsafe` (crate root).
+#[allow(unsafe_code)]
 mod mmap;
 
-use std::fs::File;
+use std::fs::{File, Metadata, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
 use std::sync::Arc;
 
 pub(crate) use lock::WriterLock;
+#[cfg(test)]
+pub(crate) use lock::lock_path;
+
+use crate::error::{Error, Result};
 pub(crate) use mmap::{Mapping, large_zeroed_vec};
 
 /// Every mutation of a container file goes through this trait, so tests can inject I/O
@@ -58,4 +65,48 @@ pub(crate) fn read_owned(file: &File, offset: u64, len: usize) -> io::Result<Opt
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// The error of a file operation on `path`, naming the path.
+pub(crate) fn file_error(path: &Path, source: io::Error) -> Error {
+    Error::File {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Whether two metadata describe the same file (device and inode).
+pub(crate) fn same_file(a: &Metadata, b: &Metadata) -> bool {
+    (a.dev(), a.ino()) == (b.dev(), b.ino())
+}
+
+/// How a container file is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
+/// Open the container file at `path` for reading, and for writing too with
+/// [`Access::ReadWrite`].
+///
+/// # Errors
+/// [`Error::File`] naming `path` with the OS error; for a directory (which a read-only open
+/// accepts) the error of reading it, `IsADirectory`.
+pub(crate) fn open_container(path: &Path, access: Access) -> Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(access == Access::ReadWrite)
+        .open(path)
+        .map_err(|e| file_error(path, e))?;
+    let metadata = file.metadata().map_err(|e| file_error(path, e))?;
+    if metadata.is_dir() {
+        // Reading it gives the operating system's own error (EISDIR), errno included.
+        let error = file
+            .read_at(&mut [0u8; 1], 0)
+            .err()
+            .unwrap_or_else(|| io::ErrorKind::IsADirectory.into());
+        return Err(file_error(path, error));
+    }
+    Ok(file)
 }

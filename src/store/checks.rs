@@ -3,8 +3,8 @@
 //! when the handle asks for it ([`ChecksumPolicy::EveryRead`]).
 
 use std::collections::HashSet;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 /// When `get_chunk` and the other reads checksum a compressed chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -53,9 +53,29 @@ impl BlobChecks {
         self.lock().insert((offset, len, crc));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<(u64, u32, u32)>> {
-        self.verified
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, HashSet<(u64, u32, u32)>> {
+        super::lock(&self.verified)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_read_trusts_a_verified_blob_and_every_read_trusts_none() {
+        let checks = BlobChecks::default();
+        assert_eq!(checks.policy(), ChecksumPolicy::FirstRead);
+        assert!(checks.needs_check(8192, 40, 7));
+        checks.mark_verified(8192, 40, 7);
+        assert!(!checks.needs_check(8192, 40, 7));
+        // Another length or checksum at the same offset is another blob.
+        assert!(checks.needs_check(8192, 41, 7));
+        assert!(checks.needs_check(8192, 40, 8));
+        checks.set_policy(ChecksumPolicy::EveryRead);
+        assert_eq!(checks.policy(), ChecksumPolicy::EveryRead);
+        assert!(checks.needs_check(8192, 40, 7));
+        checks.set_policy(ChecksumPolicy::FirstRead);
+        assert!(!checks.needs_check(8192, 40, 7));
     }
 }

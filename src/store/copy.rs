@@ -5,15 +5,15 @@
 //! never truncated or rewritten, so a crash at any step leaves the old or the new file
 //! complete, and readers holding the old file keep reading it.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use super::create::{Fresh, temp_beside};
-use super::writer::Writer;
-use super::{Prepared, Snapshot, Store, sync_parent_dir};
+use super::writer::{Growth, OnDrop, Writer};
+use super::{BlobRead, Snapshot, Store, lock, sync_parent_dir, unpoisoned, write};
 use crate::error::{Error, Result};
 use crate::format::TableEntry;
+use crate::io::{file_error, open_container, same_file};
 
 /// When to compact automatically after a commit: when dead bytes are at least
 /// `min_dead_ratio` of the committed bytes and at least `min_dead_bytes`. Off by default.
@@ -57,15 +57,13 @@ impl Store {
                 continue;
             }
             for (index, entry) in snap.tables[pos].iter().enumerate() {
-                match entry {
-                    TableEntry::Default => {}
-                    TableEntry::Fill { bits, .. } => {
-                        txn.put(desc.id, index, &Prepared::Fill(bits))?
-                    }
-                    TableEntry::Blob { .. } => {
-                        let entry = txn.append_blob(desc.id, index, snap.blob(pos, index)?)?;
-                        txn.set_entry(desc.id, index, entry)?;
-                    }
+                // A DEFAULT entry stays one: the copy's table starts all DEFAULT.
+                if entry != TableEntry::Default {
+                    txn.put(
+                        desc.id,
+                        index,
+                        snap.stored_chunk(pos, index, BlobRead::Whole)?,
+                    )?;
                 }
             }
         }
@@ -102,7 +100,7 @@ impl Store {
         let snap = self.snapshot();
         let catalog = Store::copy_catalog(&snap, only)?;
         let (target, temp) = Store::create(Some(path), &catalog)?;
-        target.writer_mut(|w| w.preallocate = false)?;
+        target.writer_mut(|w| w.set_growth(Growth::Exact))?;
         Store::copy_live(&snap, only, &target)?;
         target.finish_create(temp)
     }
@@ -135,15 +133,15 @@ impl Store {
             lock: None,
             base_generation: snap.slot.generation,
             file_id: snap.slot.file_id,
-            preallocate: false,
-            sync_on_drop: false,
+            growth: Growth::Exact,
+            on_drop: OnDrop::Nothing,
             wrap: self.wrap.clone(),
         };
         let target = Store::fresh(fresh, &catalog)?;
         Store::copy_live(&snap, None, &target)?;
         target.sync()?;
         if let (Some(temp), Some(path)) = (temp, &self.path) {
-            temp.persist(path).map_err(|e| Error::Io(e.error))?;
+            temp.persist(path).map_err(|e| file_error(path, e.error))?;
             sync_parent_dir(path)?;
         }
         let Store {
@@ -152,16 +150,12 @@ impl Store {
             writer: new_writer,
             ..
         } = target;
-        let mut new_writer = new_writer
-            .expect("a fresh store has a writer")
-            .into_inner()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut new_writer =
+            unpoisoned(new_writer.expect("a fresh store has a writer").into_inner());
         new_writer.adopt(writer);
         *writer = new_writer;
-        *self.file.write().unwrap_or_else(PoisonError::into_inner) =
-            file.into_inner().unwrap_or_else(PoisonError::into_inner);
-        let new_snapshot = current.into_inner().unwrap_or_else(PoisonError::into_inner);
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = new_snapshot;
+        *write(&self.file) = unpoisoned(file.into_inner());
+        *write(&self.current) = unpoisoned(current.into_inner());
         let file_len_after = self.file().metadata()?.len();
         Ok(Compaction {
             file_len_before,
@@ -172,17 +166,11 @@ impl Store {
 
     /// After a commit: compact if the automatic threshold is set and reached.
     pub(super) fn maybe_auto_compact(&self, writer: &mut Writer) -> Result {
-        let Some(auto) = *self
-            .auto_compact
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-        else {
+        let Some(auto) = *lock(&self.auto_compact) else {
             return Ok(());
         };
         let snap = self.snapshot();
-        let committed =
-            crate::format::align_up(snap.slot.committed_end) - crate::format::REGION_START;
-        let dead = committed - snap.live_bytes();
+        let (committed, dead) = (snap.committed_bytes(), snap.dead_bytes());
         if dead >= auto.min_dead_bytes && dead as f64 >= auto.min_dead_ratio * committed as f64 {
             self.compact_locked(writer)?;
         }
@@ -198,11 +186,10 @@ impl Store {
         let Ok(on_disk) = std::fs::metadata(path) else {
             return Ok(false);
         };
-        let mine = self.file().metadata()?;
-        if (on_disk.dev(), on_disk.ino()) == (mine.dev(), mine.ino()) {
+        if same_file(&on_disk, &self.file().metadata()?) {
             return Ok(false);
         }
-        let file = std::fs::File::open(path)?;
+        let file = open_container(path, super::Access::ReadOnly)?;
         let Ok(snapshot) = super::open_newest(&file) else {
             return Ok(false);
         };
@@ -212,7 +199,7 @@ impl Store {
         {
             return Ok(false); // another file took the name: stay on ours
         }
-        *self.file.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(file);
+        *write(&self.file) = Arc::new(file);
         self.publish(snapshot);
         Ok(true)
     }

@@ -7,11 +7,11 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::table::Table;
-use super::writer::Writer;
+use super::writer::{Growth, OnDrop, Writer};
 use super::{Snapshot, Store, WrapBackend, no_wrap, sync_parent_dir};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::{Catalog, REGION_START, Slot};
-use crate::io::{Backend, FileBackend, Mapping, WriterLock};
+use crate::io::{Backend, FileBackend, Mapping, WriterLock, file_error};
 
 /// How a fresh store is set up.
 pub(super) struct Fresh {
@@ -21,9 +21,8 @@ pub(super) struct Fresh {
     /// Generation of the virtual commit the first real commit follows.
     pub base_generation: u64,
     pub file_id: u64,
-    /// Grow the file in steps (a file being edited) or exactly (a copy being written).
-    pub preallocate: bool,
-    pub sync_on_drop: bool,
+    pub growth: Growth,
+    pub on_drop: OnDrop,
     pub wrap: Arc<WrapBackend>,
 }
 
@@ -52,11 +51,13 @@ fn temp_prefix(path: &Path, what: &str) -> String {
 /// the permissions `File::create` would give (0o666 less the umask), not tempfile's 0o600.
 pub(super) fn temp_beside(path: &Path, what: &str) -> Result<(File, tempfile::TempPath)> {
     use std::os::unix::fs::PermissionsExt;
+    let dir = parent_dir(path);
     Ok(tempfile::Builder::new()
         .permissions(std::fs::Permissions::from_mode(0o666))
         .prefix(&format!("{}-", temp_prefix(path, what)))
         .rand_bytes(TEMP_RANDOM_LEN)
-        .tempfile_in(parent_dir(path))?
+        .tempfile_in(dir)
+        .map_err(|e| file_error(dir, e))?
         .into_parts())
 }
 
@@ -123,8 +124,8 @@ impl Store {
         };
         // Page 1 counts as durable, so the first commit goes to slot page A.
         let backend = (fresh.wrap)(Box::new(backend));
-        let mut writer = Writer::new(backend, fresh.lock, slot, 1, fresh.sync_on_drop)?;
-        writer.preallocate = fresh.preallocate;
+        let mut writer = Writer::new(backend, fresh.lock, slot, 1, fresh.on_drop)?;
+        writer.set_growth(fresh.growth);
         Ok(Store {
             txn_thread: AtomicU64::new(0),
             file: RwLock::new(file),
@@ -159,8 +160,12 @@ impl Store {
             lock,
             base_generation: 0,
             file_id: new_file_id(),
-            preallocate: true,
-            sync_on_drop: path.is_some(),
+            growth: Growth::Preallocate,
+            on_drop: if path.is_some() {
+                OnDrop::Sync
+            } else {
+                OnDrop::Nothing
+            },
             wrap: no_wrap(),
         };
         Ok((Store::fresh(fresh, catalog)?, temp))
@@ -176,7 +181,9 @@ impl Store {
         txn.commit()?;
         if let (Some(temp), Some(path)) = (temp, &self.path) {
             self.sync()?;
-            temp.persist(path).map_err(|e| Error::Io(e.error))?;
+            temp.persist(path).map_err(|e| file_error(path, e.error))?;
+            // The file has its name: its lock sidecar stays (until now, a failure removed it).
+            self.writer_mut(Writer::keep_lock_file)?;
             sync_parent_dir(path)?;
         }
         Ok(())

@@ -1,5 +1,8 @@
 //! An open container file: the current snapshot for readers and, for read-write handles,
 //! the writer. Shared (through `Arc`) by every channel and image handle of the file.
+//!
+//! The store deals in records, tables, fill entries and checksummed bytes; it never
+//! compresses or decompresses (that is the chunk codec's job, `crate::chunk_codec`).
 
 mod checks;
 mod copy;
@@ -10,22 +13,28 @@ mod txn;
 mod verify;
 mod writer;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{
+    Arc, LockResult, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
 
 pub use checks::ChecksumPolicy;
 pub use copy::{AutoCompact, Compaction};
-pub(crate) use snapshot::{Snapshot, check_len};
-pub(crate) use txn::{Prepared, Txn, prepare_chunk};
+pub(crate) use snapshot::{BlobRead, Snapshot, StoredChunk};
+pub(crate) use txn::Txn;
+
+pub(crate) use crate::io::Access;
 pub use verify::Verification;
 pub use writer::Durability;
-use writer::Writer;
+use writer::{OnDrop, Writer};
 
 use crate::error::{Error, Result};
-use crate::format::{Catalog, REGION_START, SLOT_PAGE, Slot, TableEntry, align_up};
-use crate::io::{FileBackend, Mapping, WriterLock, read_owned};
+use crate::format::{Catalog, SLOT_PAGE, Slot, TableEntry};
+use crate::io::{
+    FileBackend, Mapping, WriterLock, file_error, open_container, read_owned, same_file,
+};
 
 /// Space accounting and shape of one commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,13 +70,6 @@ pub(crate) fn no_wrap() -> Arc<WrapBackend> {
 /// Checks a file's catalog on open, before a writer touches the file.
 pub(crate) type ExpectCatalog = dyn Fn(&Catalog) -> Result;
 
-/// How a store was opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Access {
-    ReadOnly,
-    ReadWrite,
-}
-
 pub(crate) struct Store {
     /// Id (see `thread_id`) of the thread holding the writer in a transaction, or 0.
     txn_thread: AtomicU64,
@@ -82,10 +84,27 @@ pub(crate) struct Store {
     wrap: Arc<WrapBackend>,
 }
 
+/// The guard or value of a lock operation, also when a thread panicked while holding the
+/// lock. Every lock of the store guards state that a panic cannot leave half-updated (commits
+/// are atomic on disk, and in memory a snapshot or the writer's fields are replaced whole),
+/// so a poisoned lock is still usable.
+fn unpoisoned<G>(result: LockResult<G>) -> G {
+    result.unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Lock a mutex of the store (see [`unpoisoned`]).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding the lock cannot leave the writer half-updated on disk (commits
-    // are atomic), so a poisoned mutex is still usable.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+    unpoisoned(m.lock())
+}
+
+/// Read-lock a lock of the store (see [`unpoisoned`]).
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    unpoisoned(l.read())
+}
+
+/// Write-lock a lock of the store (see [`unpoisoned`]).
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    unpoisoned(l.write())
 }
 
 impl Store {
@@ -102,30 +121,34 @@ impl Store {
         expect: &ExpectCatalog,
         wrap: Arc<WrapBackend>,
     ) -> Result<Store> {
+        // The file is opened before the lock is taken, so an open that fails for want of a
+        // file (missing, a directory, not permitted) creates no lock sidecar.
+        let mut file = open_container(path, access)?;
         let lock = match access {
             Access::ReadWrite => {
                 let lock = WriterLock::acquire(path)?;
+                // Until the lock was held, a compaction could rename a new file over `path`.
+                if !same_file(&file.metadata()?, &metadata_of(path)?) {
+                    file = open_container(path, access)?;
+                }
                 create::remove_stale_temps(path);
                 Some(lock)
             }
             Access::ReadOnly => None,
         };
-        let file = Arc::new(
-            OpenOptions::new()
-                .read(true)
-                .write(access == Access::ReadWrite)
-                .open(path)?,
-        );
+        let file = Arc::new(file);
         let snapshot = open_newest(&file)?;
         expect(&snapshot.catalog)?;
         let writer = match access {
             Access::ReadOnly => None,
             Access::ReadWrite => {
                 let backend = wrap(Box::new(FileBackend(file.clone())));
-                let mut writer = Writer::new(backend, lock, snapshot.slot, snapshot.page, true)?;
+                let mut writer =
+                    Writer::new(backend, lock, snapshot.slot, snapshot.page, OnDrop::Sync)?;
                 // Data of the chosen commit may still be only in the page cache (the last
                 // writer crashed): make it durable before building on it.
                 writer.sync()?;
+                writer.keep_lock_file(); // the open succeeded
                 Some(Mutex::new(writer))
             }
         };
@@ -144,10 +167,7 @@ impl Store {
 
     /// The open file.
     fn file(&self) -> Arc<File> {
-        self.file
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        read(&self.file).clone()
     }
 
     /// The file's path, if it has one.
@@ -162,10 +182,7 @@ impl Store {
 
     /// The current snapshot: one commit, immutable, cheap to clone.
     pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        read(&self.current).clone()
     }
 
     fn publish(&self, snapshot: Snapshot) {
@@ -174,7 +191,7 @@ impl Store {
             // A new file (compaction, replacement): the handle's policy carries over.
             snapshot.checks.set_policy(current.checks.policy());
         }
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(snapshot);
+        *write(&self.current) = Arc::new(snapshot);
     }
 
     /// Start a transaction (waits for another thread's transaction on this file to end;
@@ -228,7 +245,7 @@ impl Store {
         let Some(writer) = &self.writer else { return };
         let (slot, page) = {
             let w = lock(writer);
-            (w.last, w.last_page)
+            (w.last(), w.last_page())
         };
         self.publish_slot(slot, page);
     }
@@ -250,20 +267,19 @@ impl Store {
         if self.writer.is_none() {
             return Err(Error::ReadOnly);
         }
-        *self
-            .auto_compact
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = auto;
+        *lock(&self.auto_compact) = auto;
         Ok(())
     }
 
     /// Set when commits become durable.
     pub(crate) fn set_durability(&self, durability: Durability) -> Result {
-        self.lock_writer()?.durability = durability;
+        self.lock_writer()?.set_durability(durability);
         Ok(())
     }
 
-    /// Move a read-only handle to the newest commit. Returns whether it changed.
+    /// Move a read-only handle to the newest commit. Returns whether the commit changed: a
+    /// marker slot of the current commit is taken (its generation shows in `stats`) without
+    /// reporting a change.
     pub(crate) fn refresh(&self) -> Result<bool> {
         if self.writer.is_some() {
             return Ok(false); // the only writer always has the newest commit
@@ -281,6 +297,14 @@ impl Store {
             .collect();
         candidates.sort_by_key(|(s, _)| std::cmp::Reverse(s.generation));
         for (slot, page) in candidates {
+            if slot.same_commit(&current.slot) && slot.durable_end >= current.slot.durable_end {
+                // A marker of the commit this handle shows (a sync wrote it): nothing
+                // changed, and nothing needs checking — an open would checksum the blobs at
+                // or past its durable end, which this handle's load already did. (A slot
+                // claiming less durable data must pass the full check below.)
+                self.publish_slot(slot, page);
+                return Ok(false);
+            }
             let map = self.map_covering(&current.map, slot.committed_end, file_len)?;
             // The same acceptance rule as `open` (a slot already on disk when no writer runs
             // may reference data a power loss never wrote), checksumming only new blobs.
@@ -304,7 +328,7 @@ impl Store {
     /// Space accounting of the current commit.
     pub(crate) fn stats(&self) -> Result<Stats> {
         let s = self.snapshot();
-        let live = s.live_bytes();
+
         let (mut blob_chunks, mut fill_chunks, mut fill_bytes) = (0, 0, 0u64);
         for (desc, table) in s.catalog.channels.iter().zip(&s.tables) {
             for (i, e) in table.iter().enumerate() {
@@ -320,27 +344,12 @@ impl Store {
             generation: s.slot.generation,
             file_len: self.file().metadata()?.len(),
             committed_end: s.slot.committed_end,
-            live_bytes: live,
-            dead_bytes: align_up(s.slot.committed_end) - REGION_START - live,
+            live_bytes: s.live_bytes(),
+            dead_bytes: s.dead_bytes(),
             blob_chunks,
             fill_chunks,
             fill_bytes,
         })
-    }
-}
-
-impl Snapshot {
-    /// A copy sharing the tables, metadata and mapping.
-    fn shallow_clone(&self) -> Snapshot {
-        Snapshot {
-            slot: self.slot,
-            page: self.page,
-            catalog: self.catalog.clone(),
-            tables: self.tables.clone(),
-            metadata: self.metadata.clone(),
-            map: self.map.clone(),
-            checks: self.checks.clone(),
-        }
     }
 }
 
@@ -401,8 +410,181 @@ fn open_newest(file: &File) -> Result<Snapshot> {
     )))
 }
 
+/// The metadata of the file at `path`, following symbolic links.
+fn metadata_of(path: &Path) -> Result<std::fs::Metadata> {
+    std::fs::metadata(path).map_err(|e| file_error(path, e))
+}
+
 /// fsync the directory holding `path`, so a rename into it is durable.
 fn sync_parent_dir(path: &Path) -> Result {
     File::open(create::parent_dir(path))?.sync_all()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod fixture;
+
+#[cfg(test)]
+mod tests {
+    use super::fixture::{self, blob, put_blob};
+    use super::*;
+    use crate::format::{SLOT_LEN, record_footprint};
+    use crate::io::read_owned;
+
+    /// The slot record stored in `page` of the file at `path`.
+    fn slot_bytes(path: &Path, page: u64) -> Vec<u8> {
+        let file = File::open(path).unwrap();
+        read_owned(&file, page * SLOT_PAGE, SLOT_LEN)
+            .unwrap()
+            .unwrap()
+    }
+
+    fn open(path: &Path, access: Access) -> Store {
+        Store::open(path, access, &|_| Ok(())).unwrap()
+    }
+
+    #[test]
+    fn commits_go_to_the_page_that_does_not_hold_the_durable_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.cimg");
+        let store = fixture::create(&path);
+        // Creation: generation 1 in page A, synced, then its marker (generation 2) in B.
+        let snap = store.snapshot();
+        assert_eq!((snap.slot.generation, snap.page), (2, 1));
+        let durable = slot_bytes(&path, 0);
+        // Unsynced commits all replace each other in page B; page A (durable) stays as is.
+        for (seed, generation) in [(1, 3), (2, 4)] {
+            put_blob(&store, 0, &blob(40, seed));
+            let snap = store.snapshot();
+            assert_eq!((snap.slot.generation, snap.page), (generation, 1));
+            assert_eq!(slot_bytes(&path, 0), durable);
+        }
+        // A sync makes page B durable; its marker (generation 5) goes to page A, and so
+        // does the next commit.
+        store.sync().unwrap();
+        assert_eq!(
+            (store.snapshot().slot.generation, store.snapshot().page),
+            (5, 0)
+        );
+        let durable = slot_bytes(&path, 1);
+        put_blob(&store, 1, &blob(40, 3));
+        assert_eq!(
+            (store.snapshot().slot.generation, store.snapshot().page),
+            (6, 0)
+        );
+        assert_eq!(slot_bytes(&path, 1), durable);
+    }
+
+    #[test]
+    fn a_sync_without_a_commit_since_the_last_writes_no_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.cimg");
+        let store = fixture::create(&path);
+        put_blob(&store, 0, &blob(40, 1));
+        store.sync().unwrap(); // the commit's marker
+        let (slot, pages) = (
+            store.snapshot().slot,
+            [slot_bytes(&path, 0), slot_bytes(&path, 1)],
+        );
+        store.sync().unwrap();
+        store.sync().unwrap();
+        assert_eq!(store.snapshot().slot, slot);
+        assert_eq!([slot_bytes(&path, 0), slot_bytes(&path, 1)], pages);
+    }
+
+    #[test]
+    fn refresh_takes_a_marker_without_reporting_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.cimg");
+        let writer = fixture::create(&path);
+        put_blob(&writer, 0, &blob(40, 1));
+        let reader = open(&path, Access::ReadOnly);
+        writer.sync().unwrap(); // a marker: a new generation, the same commit
+        assert!(!reader.refresh().unwrap());
+        assert_eq!(reader.snapshot().slot, writer.snapshot().slot);
+        put_blob(&writer, 1, &blob(40, 2));
+        assert!(reader.refresh().unwrap());
+        assert_eq!(reader.snapshot().slot, writer.snapshot().slot);
+    }
+
+    #[test]
+    fn dead_bytes_are_exactly_the_superseded_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = fixture::create(&dir.path().join("a.cimg"));
+        let first = store.snapshot();
+        assert_eq!(first.dead_bytes(), 0);
+        assert_eq!(first.live_bytes(), record_footprint(first.slot.catalog_len));
+        put_blob(&store, 0, &blob(40, 1));
+        let second = store.snapshot();
+        // Live: catalog, table, blob. Dead: the first catalog.
+        let table_len = (fixture::HEIGHT * crate::format::TABLE_ENTRY_LEN) as u32;
+        assert_eq!(
+            second.live_bytes(),
+            record_footprint(second.slot.catalog_len)
+                + record_footprint(table_len)
+                + record_footprint(40)
+        );
+        assert_eq!(
+            second.dead_bytes(),
+            record_footprint(first.slot.catalog_len)
+        );
+        put_blob(&store, 0, &blob(100, 2));
+        let third = store.snapshot();
+        assert_eq!(
+            third.dead_bytes(),
+            record_footprint(first.slot.catalog_len)
+                + record_footprint(second.slot.catalog_len)
+                + record_footprint(table_len)
+                + record_footprint(40)
+        );
+        let stats = store.stats().unwrap();
+        assert_eq!(
+            (stats.live_bytes, stats.dead_bytes),
+            (third.live_bytes(), third.dead_bytes())
+        );
+        assert_eq!((stats.blob_chunks, stats.fill_chunks), (1, 3));
+    }
+
+    #[test]
+    fn a_reopened_file_shows_the_same_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.cimg");
+        let store = fixture::create(&path);
+        put_blob(&store, 2, &blob(40, 1));
+        let slot = store.snapshot().slot;
+        drop(store); // syncs: a marker follows
+        let reader = open(&path, Access::ReadOnly);
+        assert!(reader.snapshot().slot.same_commit(&slot));
+        assert_eq!(
+            fixture::stored(&reader, 2, BlobRead::Verify).unwrap(),
+            fixture::Stored::Blob(blob(40, 1))
+        );
+    }
+
+    #[test]
+    fn a_failed_read_write_open_leaves_no_lock_sidecar() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.cimg");
+        let sidecar = crate::io::lock_path(&path);
+        // Missing file: refused before the lock is taken.
+        let err = Store::open(&path, Access::ReadWrite, &|_| Ok(())).err();
+        assert!(matches!(err, Some(Error::File { .. })), "{err:?}");
+        assert!(!sidecar.exists());
+        // A file that is no container: the lock was taken, and its sidecar removed again.
+        std::fs::write(&path, b"not an image").unwrap();
+        let err = Store::open(&path, Access::ReadWrite, &|_| Ok(())).err();
+        assert!(matches!(err, Some(Error::NotACompressedImage)), "{err:?}");
+        assert!(!sidecar.exists());
+        // A catalog the caller refuses: likewise.
+        std::fs::remove_file(&path).unwrap();
+        drop(fixture::create(&path));
+        std::fs::remove_file(&sidecar).unwrap();
+        let refuse = |_: &Catalog| Err(Error::ChannelRemoved);
+        let err = Store::open(&path, Access::ReadWrite, &refuse).err();
+        assert!(matches!(err, Some(Error::ChannelRemoved)), "{err:?}");
+        assert!(!sidecar.exists());
+        // A successful open keeps the sidecar it made.
+        drop(open(&path, Access::ReadWrite));
+        assert!(sidecar.exists());
+    }
 }

@@ -1,21 +1,42 @@
 //! One validated commit: catalog, chunk tables and metadata, over a mapping of the file.
 //! Every read goes through a snapshot, so a multi-chunk read sees one generation.
+//!
+//! A snapshot hands out chunks as stored (fill bits or checked blob bytes); decoding them is
+//! the chunk codec's job.
 
 use std::sync::Arc;
 
 use super::checks::BlobChecks;
 use super::table::Table;
-use crate::blosc::{self, ChunkHeader};
 use crate::error::{Error, Result};
 use crate::format::{
-    Catalog, ChannelDesc, RECORD_ALIGN, REGION_START, RecordHeader, RecordKind, RecordRef, Slot,
-    TABLE_ENTRY_LEN, TableEntry, align_up, crc32,
+    BLOB_HEADER_LEN, BLOB_MAX_OVERHEAD, Catalog, ChannelDesc, RECORD_HEADER_LEN, REGION_START,
+    RecordHeader, RecordKind, RecordRef, Slot, TABLE_ENTRY_LEN, TableEntry, align_up, crc32,
+    record_footprint, record_in_region, record_len,
 };
 use crate::io::Mapping;
-use crate::sample::fill_bytes;
 
-/// Length of a record header.
-const HEADER: u64 = crate::format::RECORD_HEADER_LEN as u64;
+/// One chunk as the store keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoredChunk<'a> {
+    /// Every element has these raw bits (zero-extended to 64 bits).
+    Fill(u64),
+    /// The payload of a BLOB record: a c-blosc2 chunk, opaque to the store.
+    Blob(&'a [u8]),
+}
+
+/// How a reader uses a blob's bytes, which decides what is checked and paged in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BlobRead {
+    /// All of it (a whole-chunk decode, a copy): paged in at once; checksummed as the
+    /// handle's [`ChecksumPolicy`](super::ChecksumPolicy) says.
+    Whole,
+    /// A few c-blosc2 blocks (a range of rows): paged in only when checksummed, since the
+    /// blocks read need not be adjacent; checksummed as the policy says.
+    Part,
+    /// All of it, checksummed whatever the policy and earlier reads (full verification).
+    Verify,
+}
 
 /// A validated commit. Invariant: every reference in `catalog` and `tables` lies inside
 /// `[REGION_START, slot.committed_end)`, which `map` covers.
@@ -77,19 +98,25 @@ impl Snapshot {
             let table = load_table(&map, &slot, desc)?;
             let verified = known.and_then(|k| k.verified_table(desc.id));
             for (index, entry) in table.iter().enumerate() {
-                let verify_from = match verified {
-                    Some((table, from)) if table.checksummed(index, &entry, from) => None,
-                    _ => Some(slot.durable_end),
+                let TableEntry::Blob {
+                    offset, len, crc, ..
+                } = entry
+                else {
+                    continue;
                 };
-                check_blob_entry(&map, &slot, desc, pos, index, &entry, verify_from)?;
-                if let (
-                    Some(from),
-                    TableEntry::Blob {
-                        offset, len, crc, ..
-                    },
-                ) = (verify_from, entry)
-                    && offset >= from
-                {
+                let known_good =
+                    verified.is_some_and(|(table, from)| table.checksummed(index, &entry, from));
+                let checksum = !known_good && offset >= slot.durable_end;
+                let at = BlobAt { pos, index, offset };
+                check_blob_entry(
+                    &map,
+                    &slot,
+                    desc,
+                    at,
+                    blob_header(desc, index, len, crc),
+                    checksum,
+                )?;
+                if checksum {
                     checks.mark_verified(offset, len, crc);
                 }
             }
@@ -121,139 +148,88 @@ impl Snapshot {
             .ok_or(Error::ChannelRemoved)
     }
 
-    /// Decompress chunk `index` of the channel at `pos` into `out` (exactly the chunk's bytes).
-    pub(crate) fn read_chunk(
+    /// Chunk `index` of the channel at `pos` as stored: the fill bits of a DEFAULT or FILL
+    /// entry, or the payload of a BLOB record once its bounds, its header and (as `read` and
+    /// the checksum policy say) its CRC are checked (SPEC §8 steps 1–3).
+    pub(crate) fn stored_chunk(
         &self,
         pos: usize,
         index: usize,
-        out: &mut [u8],
-        nthreads: usize,
-    ) -> Result {
+        read: BlobRead,
+    ) -> Result<StoredChunk<'_>> {
         let desc = &self.catalog.channels[pos];
         desc.geometry.check_index(index)?;
-        check_len(out.len(), desc.geometry.chunk_bytes_at(index))?;
-        let size = desc.dtype.size();
-        match self.tables[pos].get(index) {
-            TableEntry::Default => fill_bytes(out, desc.default_fill, size),
-            TableEntry::Fill { bits, .. } => fill_bytes(out, bits, size),
-            TableEntry::Blob { .. } => {
-                blosc::decompress_into(self.blob(pos, index)?, out, nthreads)?
-            }
-        }
-        Ok(())
-    }
-
-    /// Decode elements `[start, start + out.len()/size)` of chunk `index` into `out`,
-    /// touching only the blosc2 blocks that hold them.
-    pub(crate) fn read_chunk_part(
-        &self,
-        pos: usize,
-        index: usize,
-        start: usize,
-        out: &mut [u8],
-        nthreads: usize,
-    ) -> Result {
-        let desc = &self.catalog.channels[pos];
-        let size = desc.dtype.size();
-        match self.tables[pos].get(index) {
-            TableEntry::Default => fill_bytes(out, desc.default_fill, size),
-            TableEntry::Fill { bits, .. } => fill_bytes(out, bits, size),
-            TableEntry::Blob { .. } => blosc::get_items_into(
-                self.blob_part(pos, index)?,
-                start,
-                out.len() / size,
-                out,
-                nthreads,
-            )?,
-        }
-        Ok(())
-    }
-
-    /// The checked blosc2 chunk behind a blob entry: record header, CRC and blosc2 header
-    /// all verified, so the bytes may be handed to c-blosc2.
-    pub(crate) fn blob(&self, pos: usize, index: usize) -> Result<&[u8]> {
-        self.blob_with(pos, index, false, true)
-    }
-
-    /// [`blob`](Self::blob), checksummed whatever the policy and earlier reads.
-    pub(crate) fn blob_verified(&self, pos: usize, index: usize) -> Result<&[u8]> {
-        self.blob_with(pos, index, true, true)
-    }
-
-    /// [`blob`](Self::blob) for a read of a few of its blosc2 blocks.
-    fn blob_part(&self, pos: usize, index: usize) -> Result<&[u8]> {
-        self.blob_with(pos, index, false, false)
-    }
-
-    /// The checked payload of blob `index` of channel `pos`; `whole`: the caller reads all
-    /// of it (else a few blocks, which need not be paged in together).
-    fn blob_with(&self, pos: usize, index: usize, always: bool, whole: bool) -> Result<&[u8]> {
-        let desc = &self.catalog.channels[pos];
-        let TableEntry::Blob {
-            offset, len, crc, ..
-        } = self.tables[pos].get(index)
-        else {
-            unreachable!("caller matched a blob entry")
+        let (offset, len, crc) = match self.tables[pos].get(index) {
+            TableEntry::Default => return Ok(StoredChunk::Fill(desc.default_fill)),
+            TableEntry::Fill { bits, .. } => return Ok(StoredChunk::Fill(bits)),
+            TableEntry::Blob {
+                offset, len, crc, ..
+            } => (offset, len, crc),
         };
-        let expected = blob_header(desc, index, len, crc);
-        let check = always || self.checks.needs_check(offset, len, crc);
-        if check || whole {
+        let checksum = read == BlobRead::Verify || self.checks.needs_check(offset, len, crc);
+        if checksum || read != BlobRead::Part {
             // On every whole read: a blob may be new to this mapping (a writer's file grows
             // into new mappings), and the call is cheap when its pages are already mapped.
-            self.map.populate(offset, HEADER as usize + len as usize);
+            self.map.populate(offset, record_len(len) as usize);
         }
-        let payload = record_payload(&self.map, &self.slot, offset, expected)?;
-        if check && crc32(payload) != crc {
-            return Err(Error::ChecksumMismatch {
-                channel: pos,
-                chunk: index,
-            });
-        }
-        // The header is checked on every read: it is what keeps untrusted bytes from c-blosc2.
-        let header = ChunkHeader::parse(payload)
-            .ok_or_else(|| Error::corrupted("blob shorter than a blosc2 header"))?;
-        header.check(
-            payload,
-            desc.geometry.chunk_bytes_at(index),
-            desc.dtype.size(),
+        let payload = record_payload(
+            &self.map,
+            &self.slot,
+            offset,
+            blob_header(desc, index, len, crc),
         )?;
-        if check {
+        if checksum {
+            if crc32(payload) != crc {
+                return Err(Error::ChecksumMismatch {
+                    channel: pos,
+                    chunk: index,
+                });
+            }
             self.checks.mark_verified(offset, len, crc);
         }
-        Ok(payload)
+        Ok(StoredChunk::Blob(payload))
     }
 
-    /// Bytes of the records this commit references (aligned sizes), i.e. the live data.
+    /// Bytes of the records this commit references (aligned sizes), i.e. the live data
+    /// (SPEC §12).
     pub(crate) fn live_bytes(&self) -> u64 {
-        let rec = |len: u32| align_up(HEADER + u64::from(len));
-        let mut live = rec(self.slot.catalog_len) + self.catalog.meta.map_or(0, |m| rec(m.len));
+        let mut live = record_footprint(self.slot.catalog_len)
+            + self.catalog.meta.map_or(0, |m| record_footprint(m.len));
         for (desc, table) in self.catalog.channels.iter().zip(&self.tables) {
-            live += desc.table.map_or(0, |t| rec(t.len));
+            live += desc.table.map_or(0, |t| record_footprint(t.len));
             live += table
                 .iter()
-                .map(|e| {
-                    if let TableEntry::Blob { len, .. } = e {
-                        rec(len)
-                    } else {
-                        0
-                    }
+                .map(|e| match e {
+                    TableEntry::Blob { len, .. } => record_footprint(len),
+                    _ => 0,
                 })
                 .sum::<u64>();
         }
         live
     }
-}
 
-/// `Ok` when a caller's buffer has exactly the chunk's length.
-pub(crate) fn check_len(got: usize, expected: usize) -> Result {
-    if got != expected {
-        return Err(Error::invalid(
-            "buffer length",
-            format!("{got} bytes"),
-            format!("exactly {expected} bytes"),
-        ));
+    /// Bytes of the record region up to this commit, padding after its last record included.
+    pub(crate) fn committed_bytes(&self) -> u64 {
+        align_up(self.slot.committed_end) - REGION_START
     }
-    Ok(())
+
+    /// Bytes of superseded records below this commit's end (SPEC §12).
+    pub(crate) fn dead_bytes(&self) -> u64 {
+        self.committed_bytes() - self.live_bytes()
+    }
+
+    /// A copy sharing the tables, metadata and mapping.
+    pub(super) fn shallow_clone(&self) -> Snapshot {
+        Snapshot {
+            slot: self.slot,
+            page: self.page,
+            catalog: self.catalog.clone(),
+            tables: self.tables.clone(),
+            metadata: self.metadata.clone(),
+            map: self.map.clone(),
+            checks: self.checks.clone(),
+        }
+    }
 }
 
 /// The record header a blob entry expects.
@@ -277,20 +253,16 @@ fn record_payload<'m>(
     expected: RecordHeader,
 ) -> Result<&'m [u8]> {
     let kind = expected.kind;
-    let end = offset.checked_add(HEADER + u64::from(expected.payload_len));
-    if offset < REGION_START
-        || !offset.is_multiple_of(RECORD_ALIGN)
-        || end.is_none_or(|e| e > slot.committed_end)
-    {
+    if !record_in_region(offset, expected.payload_len, slot.committed_end) {
         return Err(Error::corrupted(format!(
             "{kind:?} record at {offset} outside the committed region"
         )));
     }
     let bytes = map
-        .get(offset, (HEADER + u64::from(expected.payload_len)) as usize)
+        .get(offset, record_len(expected.payload_len) as usize)
         .ok_or_else(|| Error::corrupted(format!("{kind:?} record at {offset} is not mapped")))?;
     RecordHeader::decode(bytes)?.expect(&expected, slot.generation)?;
-    Ok(&bytes[HEADER as usize..])
+    Ok(&bytes[RECORD_HEADER_LEN..])
 }
 
 /// A checksummed record's `aux` field and payload (catalog, table, meta); the caller
@@ -302,7 +274,7 @@ fn record<'m>(
     kind: RecordKind,
     channel_id: u32,
 ) -> Result<(u32, &'m [u8])> {
-    let bytes = map.get(r.offset, HEADER as usize).ok_or_else(|| {
+    let bytes = map.get(r.offset, RECORD_HEADER_LEN).ok_or_else(|| {
         Error::corrupted(format!("{kind:?} record at {} is not mapped", r.offset))
     })?;
     let stored_aux = RecordHeader::decode(bytes)?.aux;
@@ -355,46 +327,211 @@ fn load_table(map: &Mapping, slot: &Slot, desc: &ChannelDesc) -> Result<Table> {
         .map(Table::from)
 }
 
-/// Structural checks of one blob entry; its record and CRC too when the blob lies at or
-/// past `verify_from`.
+/// Where a blob entry points: channel position, chunk index, record offset.
+struct BlobAt {
+    pos: usize,
+    index: usize,
+    offset: u64,
+}
+
+/// Structural checks of one blob entry whose record header should be `expected`; with
+/// `checksum`, its record header and CRC too (SPEC §9 step 3).
 fn check_blob_entry(
     map: &Mapping,
     slot: &Slot,
     desc: &ChannelDesc,
-    pos: usize,
-    index: usize,
-    entry: &TableEntry,
-    verify_from: Option<u64>, // None: never checksum
+    at: BlobAt,
+    expected: RecordHeader,
+    checksum: bool,
 ) -> Result {
-    let TableEntry::Blob {
-        offset, len, crc, ..
-    } = *entry
-    else {
-        return Ok(());
+    let BlobAt { pos, index, offset } = at;
+    let fail = |what: String| {
+        Err(Error::corrupted(format!(
+            "channel {pos} chunk {index}: {what}"
+        )))
     };
+    let len = expected.payload_len as usize;
     let raw = desc.geometry.chunk_bytes_at(index);
-    if (len as usize) < blosc::HEADER_LEN || len as usize > raw + blosc::MAX_OVERHEAD {
-        return Err(Error::corrupted(format!(
-            "channel {pos} chunk {index}: blob length {len} for {raw} raw bytes"
-        )));
+    if len < BLOB_HEADER_LEN || len > raw + BLOB_MAX_OVERHEAD {
+        return fail(format!("blob length {len} for {raw} raw bytes"));
     }
-    if verify_from.is_some_and(|from| offset >= from) {
-        let payload = record_payload(map, slot, offset, blob_header(desc, index, len, crc))?;
-        if crc32(payload) != crc {
-            return Err(Error::corrupted(format!(
-                "channel {pos} chunk {index}: unsynced blob fails its checksum"
-            )));
+    if checksum {
+        let payload = record_payload(map, slot, offset, expected)?;
+        if crc32(payload) != expected.payload_crc {
+            return fail("unsynced blob fails its checksum".into());
         }
-    } else {
-        let end = offset.checked_add(HEADER + u64::from(len));
-        if offset < REGION_START
-            || !offset.is_multiple_of(RECORD_ALIGN)
-            || end.is_none_or(|e| e > slot.committed_end)
-        {
-            return Err(Error::corrupted(format!(
-                "channel {pos} chunk {index}: blob outside the committed region"
-            )));
-        }
+    } else if !record_in_region(offset, expected.payload_len, slot.committed_end) {
+        return fail("blob outside the committed region".into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+
+    use super::*;
+    use crate::store::ChecksumPolicy;
+    use crate::store::fixture::{self, Stored, blob, put_blob, stored};
+
+    /// A file with one blob commit; its snapshot and the file's mapping.
+    fn committed() -> (tempfile::TempDir, crate::store::Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = fixture::create(&dir.path().join("a.cimg"));
+        put_blob(&store, 1, &blob(40, 1));
+        (dir, store)
+    }
+
+    fn load(snap: &Snapshot, slot: Slot) -> Result<Snapshot> {
+        Snapshot::load(slot, snap.page, snap.map.clone(), None)
+    }
+
+    #[test]
+    fn load_accepts_the_commit_as_written() {
+        let (_dir, store) = committed();
+        let snap = store.snapshot();
+        let loaded = load(&snap, snap.slot).unwrap();
+        assert_eq!(loaded.catalog, snap.catalog);
+        assert_eq!(loaded.tables[0].to_vec(), snap.tables[0].to_vec());
+    }
+
+    #[test]
+    fn load_rejects_a_catalog_outside_the_committed_region() {
+        let (_dir, store) = committed();
+        let snap = store.snapshot();
+        let s = snap.slot;
+        let bad = [
+            (
+                "past the mapping",
+                Slot {
+                    committed_end: snap.map.len() + 1,
+                    ..s
+                },
+            ),
+            (
+                "unaligned",
+                Slot {
+                    catalog_offset: s.catalog_offset + 8,
+                    ..s
+                },
+            ),
+            (
+                "in the slot pages",
+                Slot {
+                    catalog_offset: REGION_START - 64,
+                    ..s
+                },
+            ),
+            (
+                "past committed_end",
+                Slot {
+                    committed_end: s.committed_end - 1,
+                    ..s
+                },
+            ),
+            (
+                "longer than stored",
+                Slot {
+                    catalog_len: s.catalog_len + 1,
+                    ..s
+                },
+            ),
+            (
+                "another checksum",
+                Slot {
+                    catalog_crc: s.catalog_crc ^ 1,
+                    ..s
+                },
+            ),
+        ];
+        for (what, slot) in bad {
+            assert!(
+                matches!(load(&snap, slot), Err(Error::Corrupted { .. })),
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn blob_entries_outside_their_bounds_are_corrupt() {
+        let (_dir, store) = committed();
+        let snap = store.snapshot();
+        let desc = &snap.catalog.channels[0];
+        let TableEntry::Blob {
+            offset, len, crc, ..
+        } = snap.tables[0].get(1)
+        else {
+            panic!("chunk 1 is a blob");
+        };
+        let check = |offset: u64, len: u32, checksum: bool| {
+            let at = BlobAt {
+                pos: 0,
+                index: 1,
+                offset,
+            };
+            let expected = blob_header(desc, 1, len, crc);
+            check_blob_entry(&snap.map, &snap.slot, desc, at, expected, checksum)
+        };
+        check(offset, len, false).unwrap();
+        check(offset, len, true).unwrap();
+        let raw = fixture::WIDTH as u32;
+        for (offset, len) in [
+            (offset, 31),                   // shorter than a blosc2 header
+            (offset, raw + 33),             // longer than raw + overhead
+            (snap.slot.committed_end, len), // past committed_end
+            (REGION_START - 64, len),       // in the slot pages
+            (offset + 1, len),              // unaligned
+        ] {
+            assert!(check(offset, len, false).is_err(), "{offset} {len}");
+            assert!(
+                check(offset, len, true).is_err(),
+                "{offset} {len} checksummed"
+            );
+        }
+        // Inside the region but another record (the table after the blob): only the
+        // checksummed check reads the header.
+        assert!(check(offset + record_footprint(len), len, true).is_err());
+    }
+
+    #[test]
+    fn the_checksum_policy_decides_whether_a_known_blob_is_checked_again() {
+        let (dir, store) = committed();
+        // Damage the blob's payload behind the store's back (the mapping shows it).
+        let TableEntry::Blob { offset, .. } = store.snapshot().tables[0].get(1) else {
+            panic!("chunk 1 is a blob");
+        };
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("a.cimg"))
+            .unwrap();
+        file.write_all_at(&[0xff], offset + 40).unwrap();
+        let mismatch = |r: Result<Stored>| {
+            matches!(
+                r,
+                Err(Error::ChecksumMismatch {
+                    channel: 0,
+                    chunk: 1
+                })
+            )
+        };
+        // First read: the handle wrote the blob, so it is trusted (not re-read).
+        assert_eq!(store.checksum_policy(), ChecksumPolicy::FirstRead);
+        assert!(stored(&store, 1, BlobRead::Whole).is_ok());
+        assert!(stored(&store, 1, BlobRead::Part).is_ok());
+        // Verification always checksums; so does every read under `EveryRead`.
+        assert!(mismatch(stored(&store, 1, BlobRead::Verify)));
+        store.set_checksum_policy(ChecksumPolicy::EveryRead);
+        assert!(mismatch(stored(&store, 1, BlobRead::Whole)));
+        assert!(mismatch(stored(&store, 1, BlobRead::Part)));
+        // A new handle has checked nothing yet: its first read catches the damage.
+        drop(store);
+        let reader = crate::store::Store::open(
+            &dir.path().join("a.cimg"),
+            crate::store::Access::ReadOnly,
+            &|_| Ok(()),
+        );
+        // The damaged blob lies below the durable end, so the open does not checksum it.
+        let reader = reader.unwrap();
+        assert!(mismatch(stored(&reader, 1, BlobRead::Whole)));
+    }
 }

@@ -57,3 +57,62 @@ impl From<Vec<TableEntry>> for Table {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob(offset: u64) -> TableEntry {
+        TableEntry::Blob {
+            offset,
+            len: 40,
+            crc: 1,
+            generation: 2,
+        }
+    }
+
+    #[test]
+    fn an_all_default_table_reads_default_everywhere() {
+        let t = Table::all_default(3);
+        assert!(t.entries.is_none());
+        assert_eq!(t.to_vec(), vec![TableEntry::Default; 3]);
+    }
+
+    #[test]
+    fn lookup_returns_each_entry_in_chunk_order() {
+        let entries = vec![
+            TableEntry::Default,
+            blob(8192),
+            TableEntry::Fill {
+                bits: 3,
+                generation: 1,
+            },
+        ];
+        let t = Table::from(entries.clone());
+        assert_eq!((0..3).map(|i| t.get(i)).collect::<Vec<_>>(), entries);
+        assert_eq!(t.iter().collect::<Vec<_>>(), entries);
+    }
+
+    #[test]
+    #[should_panic(expected = "table index 3 past 3")]
+    fn lookup_past_the_end_panics_as_documented() {
+        Table::all_default(3).get(3);
+    }
+
+    #[test]
+    fn only_the_same_blob_at_or_past_the_offset_counts_as_checksummed() {
+        let t = Table::from(vec![blob(8192), blob(9000)]);
+        assert!(t.checksummed(1, &blob(9000), 9000));
+        assert!(!t.checksummed(1, &blob(9000), 9001), "below the offset");
+        assert!(!t.checksummed(0, &blob(9000), 0), "another chunk's entry");
+        assert!(!t.checksummed(5, &blob(9000), 0), "past the end");
+        assert!(!t.checksummed(
+            0,
+            &TableEntry::Fill {
+                bits: 0,
+                generation: 1
+            },
+            0
+        ));
+    }
+}

@@ -9,15 +9,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, MutexGuard};
 
 use super::Store;
-use super::snapshot::{Snapshot, blob_header, check_len};
+use super::snapshot::{Snapshot, StoredChunk, blob_header};
 use super::table::Table;
 use super::writer::{Durability, Writer};
-use crate::blosc::{self, CompressParams};
 use crate::error::{Error, Result};
 use crate::format::{
-    Catalog, ChannelDesc, LeWriter, RecordHeader, RecordKind, RecordRef, Slot, TableEntry, crc32,
+    Catalog, ChannelDesc, LeWriter, RecordHeader, RecordKind, RecordRef, Slot, TABLE_ENTRY_LEN,
+    TableEntry, crc32, record_len,
 };
-use crate::sample::uniform_bits;
 
 pub(crate) struct Txn<'a> {
     store: &'a Store,
@@ -30,37 +29,6 @@ pub(crate) struct Txn<'a> {
     metadata: Option<serde_json::Value>,
     dirty: bool,
     committed: bool,
-}
-
-/// A chunk ready to be stored: either a fill value or a compressed blosc2 chunk.
-pub(crate) enum Prepared {
-    Fill(u64),
-    Blob(Vec<u8>),
-}
-
-/// Compress one chunk of `desc` (or recognise it as bitwise constant), outside any lock.
-pub(crate) fn prepare_chunk(
-    desc: &ChannelDesc,
-    index: usize,
-    data: &[u8],
-    nthreads: usize,
-) -> Result<Prepared> {
-    desc.geometry.check_index(index)?;
-    check_len(data.len(), desc.geometry.chunk_bytes_at(index))?;
-    let size = desc.dtype.size();
-    if let Some(bits) = uniform_bits(data, size) {
-        return Ok(Prepared::Fill(bits));
-    }
-    let params = CompressParams::new(
-        desc.codec,
-        desc.level,
-        size,
-        desc.block_size as usize,
-        nthreads,
-    );
-    let mut out = Vec::new();
-    blosc::compress(params, data, &mut out)?;
-    Ok(Prepared::Blob(out))
 }
 
 impl<'a> Txn<'a> {
@@ -85,11 +53,12 @@ impl<'a> Txn<'a> {
 
     /// Whether the file has no commit yet (it is being created).
     pub(crate) fn is_first_commit(&self) -> bool {
-        self.writer.last.generation == 0
+        self.writer.last().generation == 0
     }
 
+    /// The generation this transaction commits as.
     fn generation(&self) -> u64 {
-        self.writer.last.generation + 1
+        self.writer.last().generation + 1
     }
 
     /// The catalog as this transaction sees it.
@@ -135,29 +104,31 @@ impl<'a> Txn<'a> {
             }))
     }
 
-    /// Store a prepared chunk as chunk `index` of channel `id`.
-    pub(crate) fn put(&mut self, id: u32, index: usize, chunk: &Prepared) -> Result {
-        let generation = self.generation();
-        let entry = match chunk {
-            Prepared::Fill(bits) => TableEntry::Fill {
-                bits: *bits,
-                generation,
-            },
-            Prepared::Blob(bytes) => self.append_blob(id, index, bytes)?,
-        };
-        self.set_entry(id, index, entry)
-    }
-
-    /// Append a blosc2 chunk as a BLOB record; returns the table entry that points to it.
-    pub(crate) fn append_blob(
+    /// Store `chunk` as chunk `index` of channel `id`: a FILL entry, or a BLOB record
+    /// appended now and the entry that points to it.
+    pub(crate) fn put<'c>(
         &mut self,
         id: u32,
         index: usize,
-        chunk: &[u8],
-    ) -> Result<TableEntry> {
+        chunk: impl Into<StoredChunk<'c>>,
+    ) -> Result {
+        self.desc(id)?.geometry.check_index(index)?;
+        let entry = match chunk.into() {
+            StoredChunk::Fill(bits) => TableEntry::Fill {
+                bits,
+                generation: self.generation(),
+            },
+            StoredChunk::Blob(bytes) => self.append_blob(id, index, bytes)?,
+        };
+        self.dirty = true;
+        self.entries_mut(id)?[index] = entry;
+        Ok(())
+    }
+
+    /// Append a blob as a BLOB record; returns the table entry that points to it.
+    fn append_blob(&mut self, id: u32, index: usize, chunk: &[u8]) -> Result<TableEntry> {
         let desc = self.desc(id)?;
-        let len = u32::try_from(chunk.len())
-            .map_err(|_| Error::invalid("blob length", chunk.len(), "below 4 GiB"))?;
+        let len = payload_len(chunk)?;
         let crc = crc32(chunk);
         let header = RecordHeader {
             generation: self.generation(),
@@ -174,21 +145,19 @@ impl<'a> Txn<'a> {
         })
     }
 
-    /// Point chunk `index` of channel `id` at `entry`.
-    pub(crate) fn set_entry(&mut self, id: u32, index: usize, entry: TableEntry) -> Result {
-        self.desc(id)?.geometry.check_index(index)?;
-        self.dirty = true;
-        self.entries_mut(id)?[index] = entry;
-        Ok(())
-    }
-
     /// Write the staged changes as one commit and publish it to readers of this process.
     pub(crate) fn commit(mut self) -> Result {
         self.committed = true;
         if !self.dirty {
             return Ok(());
         }
-        let generation = self.generation();
+        let slot = self.write_records()?;
+        self.install(slot)
+    }
+
+    /// Append the commit's TABLE, META and CATALOG records (SPEC §10 a); returns the slot
+    /// that names them.
+    fn write_records(&mut self) -> Result<Slot> {
         // Tables of channels that were removed in this transaction are simply not written.
         let mut changed: Vec<u32> = self.tables.keys().copied().collect();
         changed.sort_unstable();
@@ -196,15 +165,9 @@ impl<'a> Txn<'a> {
             let Some(pos) = self.catalog.channels.iter().position(|c| c.id == id) else {
                 continue;
             };
-            let g = self.catalog.channels[pos].geometry;
-            let entries = &self.tables[&id];
-            let mut w = LeWriter(Vec::with_capacity(
-                entries.len() * crate::format::TABLE_ENTRY_LEN,
-            ));
-            for (i, e) in entries.iter().enumerate() {
-                e.encode(g.chunk_bytes_at(i) as u32, &mut w);
-            }
-            let r = self.append_record(RecordKind::Table, id, entries.len() as u32, &w.0)?;
+            let payload = encode_table(&self.catalog.channels[pos], &self.tables[&id]);
+            let count = self.tables[&id].len() as u32;
+            let r = self.append_record(RecordKind::Table, id, count, &payload)?;
             self.catalog.channels[pos].table = Some(r);
         }
         if let Some(value) = &self.metadata {
@@ -213,19 +176,22 @@ impl<'a> Txn<'a> {
                 v => Some(self.append_record(RecordKind::Meta, 0, 0, v.to_string().as_bytes())?),
             };
         }
-        let catalog_bytes = self.catalog.encode();
         let count = self.catalog.channels.len() as u32;
-        let catalog_ref = self.append_record(RecordKind::Catalog, 0, count, &catalog_bytes)?;
-        let slot = Slot {
-            generation,
-            file_id: self.writer.last.file_id,
-            committed_end: catalog_ref.offset
-                + (crate::format::RECORD_HEADER_LEN + catalog_bytes.len()) as u64,
+        let catalog = self.append_record(RecordKind::Catalog, 0, count, &self.catalog.encode())?;
+        Ok(Slot {
+            generation: self.generation(),
+            file_id: self.writer.last().file_id,
+            committed_end: catalog.offset + record_len(catalog.len),
             durable_end: self.writer.durable_end(),
-            catalog_offset: catalog_ref.offset,
-            catalog_len: catalog_ref.len,
-            catalog_crc: catalog_ref.crc,
-        };
+            catalog_offset: catalog.offset,
+            catalog_len: catalog.len,
+            catalog_crc: catalog.crc,
+        })
+    }
+
+    /// Write `slot` (SPEC §10 b) and make its commit this handle's current snapshot; then
+    /// sync if every commit must be durable, and compact if the threshold is reached.
+    fn install(mut self, slot: Slot) -> Result {
         // Everything that can fail without touching the file happens before the slot write,
         // so that once the slot is written this handle always shows the commit.
         let tables = self
@@ -246,11 +212,11 @@ impl<'a> Txn<'a> {
         };
         let map =
             self.store
-                .map_covering(&self.base.map, slot.committed_end, self.writer.file_len)?;
+                .map_covering(&self.base.map, slot.committed_end, self.writer.file_len())?;
         self.writer.publish(slot)?;
         let snapshot = Snapshot {
-            slot: self.writer.last,
-            page: self.writer.last_page,
+            slot: self.writer.last(),
+            page: self.writer.last_page(),
             catalog: std::mem::replace(&mut self.catalog, self.base.catalog.clone()),
             tables,
             metadata,
@@ -258,11 +224,11 @@ impl<'a> Txn<'a> {
             checks: self.base.checks.clone(),
         };
         self.store.publish(snapshot);
-        if self.writer.durability == Durability::Immediate {
+        if self.writer.durability() == Durability::Immediate {
             // The commit is made and visible; an error here means its durability is unknown.
             self.writer.sync()?;
             self.store
-                .publish_slot(self.writer.last, self.writer.last_page);
+                .publish_slot(self.writer.last(), self.writer.last_page());
         }
         self.store.maybe_auto_compact(&mut self.writer)
     }
@@ -274,8 +240,7 @@ impl<'a> Txn<'a> {
         aux: u32,
         payload: &[u8],
     ) -> Result<RecordRef> {
-        let len = u32::try_from(payload.len())
-            .map_err(|_| Error::invalid("record length", payload.len(), "below 4 GiB"))?;
+        let len = payload_len(payload)?;
         let crc = crc32(payload);
         let header = RecordHeader {
             kind,
@@ -290,11 +255,137 @@ impl<'a> Txn<'a> {
     }
 }
 
+/// A record payload's length as the format stores it (a u32).
+fn payload_len(payload: &[u8]) -> Result<u32> {
+    u32::try_from(payload.len())
+        .map_err(|_| Error::invalid("record length", payload.len(), "below 4 GiB"))
+}
+
+/// The TABLE payload of `desc` with these entries (SPEC §6).
+fn encode_table(desc: &ChannelDesc, entries: &[TableEntry]) -> Vec<u8> {
+    let mut w = LeWriter(Vec::with_capacity(entries.len() * TABLE_ENTRY_LEN));
+    for (i, e) in entries.iter().enumerate() {
+        e.encode(desc.geometry.chunk_bytes_at(i) as u32, &mut w);
+    }
+    w.0
+}
+
 impl Drop for Txn<'_> {
     fn drop(&mut self) {
         if !self.committed {
             self.writer.discard_uncommitted();
         }
         self.store.end_txn();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::BlobRead;
+    use crate::store::fixture::{self, ID, Stored, blob, stored};
+
+    #[test]
+    fn a_commit_is_visible_at_once_with_its_fill_and_blob_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = fixture::create(&dir.path().join("a.cimg"));
+        let generation = store.snapshot().slot.generation;
+        let mut txn = store.begin().unwrap();
+        txn.put(ID, 1, StoredChunk::Fill(3)).unwrap();
+        txn.put(ID, 2, StoredChunk::Blob(&blob(40, 1))).unwrap();
+        txn.commit().unwrap();
+        assert_eq!(store.snapshot().slot.generation, generation + 1);
+        assert_eq!(stored(&store, 0, BlobRead::Whole).unwrap(), Stored::Fill(7));
+        assert_eq!(stored(&store, 1, BlobRead::Whole).unwrap(), Stored::Fill(3));
+        assert_eq!(
+            stored(&store, 2, BlobRead::Verify).unwrap(),
+            Stored::Blob(blob(40, 1))
+        );
+    }
+
+    #[test]
+    fn a_dropped_transaction_changes_nothing_and_its_space_is_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = fixture::create(&dir.path().join("a.cimg"));
+        let before = store.snapshot().slot;
+        let mut txn = store.begin().unwrap();
+        txn.put(ID, 0, StoredChunk::Blob(&blob(40, 1))).unwrap();
+        let TableEntry::Blob {
+            offset: abandoned, ..
+        } = txn.tables[&ID][0]
+        else {
+            panic!("a blob entry was staged");
+        };
+        drop(txn);
+        assert_eq!(store.snapshot().slot, before);
+        assert_eq!(stored(&store, 0, BlobRead::Whole).unwrap(), Stored::Fill(7));
+        fixture::put_blob(&store, 0, &blob(50, 2));
+        let snap = store.snapshot();
+        let TableEntry::Blob { offset, .. } = snap.tables[0].get(0) else {
+            panic!("chunk 0 is a blob");
+        };
+        assert_eq!(
+            offset, abandoned,
+            "the next record overwrites the abandoned one"
+        );
+        assert_eq!(snap.slot.generation, before.generation + 1);
+    }
+
+    #[test]
+    fn a_transaction_without_changes_commits_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = fixture::create(&dir.path().join("a.cimg"));
+        let before = store.snapshot().slot;
+        store.begin().unwrap().commit().unwrap();
+        assert_eq!(store.snapshot().slot, before);
+    }
+
+    #[test]
+    fn a_bad_chunk_index_is_refused_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = fixture::create(&dir.path().join("a.cimg"));
+        let mut txn = store.begin().unwrap();
+        let err = txn.put(ID, fixture::HEIGHT, StoredChunk::Blob(&blob(40, 1)));
+        assert!(matches!(err, Err(Error::IndexOutOfRange { .. })), "{err:?}");
+        assert!(!txn.dirty);
+        assert!(matches!(
+            txn.put(9, 0, StoredChunk::Fill(1)),
+            Err(Error::ChannelRemoved)
+        ));
+    }
+
+    #[test]
+    fn a_second_transaction_on_the_same_thread_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = fixture::create(&dir.path().join("a.cimg"));
+        let txn = store.begin().unwrap();
+        assert!(matches!(store.begin(), Err(Error::BatchInProgress)));
+        drop(txn);
+        store.begin().unwrap();
+    }
+
+    #[test]
+    fn encoded_tables_decode_entry_by_entry() {
+        let desc = &fixture::catalog().channels[0];
+        let entries = [
+            TableEntry::Default,
+            TableEntry::Fill {
+                bits: 5,
+                generation: 2,
+            },
+            TableEntry::Blob {
+                offset: 8256,
+                len: 40,
+                crc: 9,
+                generation: 3,
+            },
+            TableEntry::Default,
+        ];
+        let bytes = encode_table(desc, &entries);
+        assert_eq!(bytes.len(), entries.len() * TABLE_ENTRY_LEN);
+        for (i, e) in bytes.chunks_exact(TABLE_ENTRY_LEN).enumerate() {
+            let raw = desc.geometry.chunk_bytes_at(i) as u32;
+            assert_eq!(TableEntry::decode(e, raw).unwrap(), entries[i]);
+        }
     }
 }

@@ -1,9 +1,13 @@
 //! Full integrity check of the current commit (every CRC, every blosc2 header, no two
 //! records overlapping), beyond the checks a read makes on the way.
 
-use super::Store;
+use super::{BlobRead, Store, StoredChunk};
 use crate::error::Result;
-use crate::format::{RECORD_HEADER_LEN, TableEntry, align_up};
+use crate::format::{ChannelDesc, TableEntry, record_footprint};
+
+/// Checks a blob's bytes beyond their record and checksum (the chunk codec's header check),
+/// given its channel and chunk index.
+pub(crate) type CheckBlob = dyn Fn(&ChannelDesc, usize, &[u8]) -> Result;
 
 /// What [`verify`](crate::AnyChannel::verify) found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,27 +31,26 @@ impl Verification {
 }
 
 impl Store {
-    /// Check every record the current commit references.
-    pub(crate) fn verify(&self) -> Result<Verification> {
+    /// Check every record the current commit references, each blob also with `check_blob`.
+    pub(crate) fn verify(&self, check_blob: &CheckBlob) -> Result<Verification> {
         let snap = self.snapshot();
         let mut problems = Vec::new();
-        let record_len = |len: u32| align_up((RECORD_HEADER_LEN + len as usize) as u64);
         // (offset, aligned length, what) of every referenced record.
         let mut ranges = vec![(
             snap.slot.catalog_offset,
-            record_len(snap.slot.catalog_len),
+            record_footprint(snap.slot.catalog_len),
             "catalog".to_string(),
         )];
         let mut bytes_checked = u64::from(snap.slot.catalog_len);
         if let Some(m) = snap.catalog.meta {
-            ranges.push((m.offset, record_len(m.len), "metadata".into()));
+            ranges.push((m.offset, record_footprint(m.len), "metadata".into()));
             bytes_checked += u64::from(m.len);
         }
         for (pos, desc) in snap.catalog.channels.iter().enumerate() {
             if let Some(t) = desc.table {
                 ranges.push((
                     t.offset,
-                    record_len(t.len),
+                    record_footprint(t.len),
                     format!("table of channel {pos}"),
                 ));
                 bytes_checked += u64::from(t.len);
@@ -56,11 +59,17 @@ impl Store {
                 if let TableEntry::Blob { offset, len, .. } = entry {
                     ranges.push((
                         offset,
-                        record_len(len),
+                        record_footprint(len),
                         format!("channel {pos} chunk {index}"),
                     ));
                     bytes_checked += u64::from(len);
-                    if let Err(e) = snap.blob_verified(pos, index) {
+                    let checked = snap.stored_chunk(pos, index, BlobRead::Verify).and_then(
+                        |chunk| match chunk {
+                            StoredChunk::Blob(blob) => check_blob(desc, index, blob),
+                            StoredChunk::Fill(_) => Ok(()),
+                        },
+                    );
+                    if let Err(e) = checked {
                         problems.push(format!("channel {pos} chunk {index}: {e}"));
                     }
                 }

@@ -4,7 +4,7 @@
 use std::io;
 
 use crate::error::{Error, Result};
-use crate::format::{RECORD_HEADER_LEN, RecordHeader, SLOT_PAGE, Slot, align_up};
+use crate::format::{RECORD_HEADER_LEN, RecordHeader, SLOT_PAGE, Slot, align_up, record_len};
 use crate::io::{Backend, WriterLock};
 
 /// The file grows in steps of at least this many bytes, and by at least 1/8 of its size,
@@ -26,28 +26,46 @@ pub enum Durability {
     Immediate,
 }
 
+/// How the file grows when records go past its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Growth {
+    /// In steps ahead of need (a file being edited), so mappings are renewed rarely.
+    Preallocate,
+    /// To exactly the bytes written (a copy written once).
+    Exact,
+}
+
+/// What dropping the writer does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnDrop {
+    /// Sync, best effort (a named file).
+    Sync,
+    /// Nothing (an anonymous file, or a writer whose role another one took over).
+    Nothing,
+}
+
 /// Exclusive write access to one file. Invariants: `append_end` is 64-aligned and
 /// `>= last.committed_end`; `durable_page` holds a commit all of whose bytes are durable
 /// (or the file was just opened and will be synced before the first commit).
 pub(crate) struct Writer {
     backend: Box<dyn Backend>,
-    _lock: Option<WriterLock>,
+    lock: Option<WriterLock>,
     poisoned: bool,
     /// Whether anything was written since the last successful sync.
     unsynced: bool,
     /// The newest commit and the page it is in.
-    pub last: Slot,
-    pub last_page: usize,
+    last: Slot,
+    last_page: usize,
     durable_page: usize,
     /// `committed_end` of the commit in `durable_page`.
     durable_end: u64,
     /// Where the next record goes.
-    pub append_end: u64,
-    pub file_len: u64,
-    pub durability: Durability,
-    sync_on_drop: bool,
-    /// Grow the file in steps ahead of need (a file being edited) or exactly.
-    pub preallocate: bool,
+    append_end: u64,
+    /// The file's length as this writer made it (the backend's when the writer started).
+    file_len: u64,
+    durability: Durability,
+    on_drop: OnDrop,
+    growth: Growth,
 }
 
 impl Writer {
@@ -57,12 +75,12 @@ impl Writer {
         lock: Option<WriterLock>,
         last: Slot,
         page: usize,
-        sync_on_drop: bool,
+        on_drop: OnDrop,
     ) -> Result<Writer> {
         let file_len = backend.len()?;
         Ok(Writer {
             backend,
-            _lock: lock,
+            lock,
             poisoned: false,
             // Until this handle's first fsync, nothing it found in the file is known durable:
             // the previous writer may have died before its data left the page cache.
@@ -74,9 +92,39 @@ impl Writer {
             append_end: align_up(last.committed_end),
             file_len,
             durability: Durability::default(),
-            sync_on_drop,
-            preallocate: true,
+            on_drop,
+            growth: Growth::Preallocate,
         })
+    }
+
+    /// The newest commit (a virtual one of generation 0 or the compacted file's base
+    /// generation before a fresh store's first commit).
+    pub(crate) fn last(&self) -> Slot {
+        self.last
+    }
+
+    /// The slot page of the newest commit.
+    pub(crate) fn last_page(&self) -> usize {
+        self.last_page
+    }
+
+    /// The file's length: every record appended so far lies below it.
+    pub(crate) fn file_len(&self) -> u64 {
+        self.file_len
+    }
+
+    /// When commits become durable.
+    pub(crate) fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    pub(crate) fn set_durability(&mut self, durability: Durability) {
+        self.durability = durability;
+    }
+
+    /// How the file grows from now on.
+    pub(crate) fn set_growth(&mut self, growth: Growth) {
+        self.growth = growth;
     }
 
     /// Run an I/O call; any failure poisons the writer (after a failed write or fsync the
@@ -100,8 +148,9 @@ impl Writer {
     /// Append one record at the next aligned offset; returns its offset.
     pub(crate) fn append(&mut self, header: &RecordHeader, payload: &[u8]) -> Result<u64> {
         self.check_usable()?;
+        debug_assert_eq!(header.payload_len as usize, payload.len());
         let offset = self.append_end;
-        let end = offset + (RECORD_HEADER_LEN + payload.len()) as u64;
+        let end = offset + record_len(header.payload_len);
         self.reserve(end)?;
         self.unsynced = true;
         let r = self.backend.write_all_at(&header.encode(), offset);
@@ -119,7 +168,7 @@ impl Writer {
         if end <= self.file_len {
             return Ok(());
         }
-        if !self.preallocate {
+        if self.growth == Growth::Exact {
             self.file_len = end; // the write itself extends the file
             return Ok(());
         }
@@ -179,14 +228,22 @@ impl Writer {
         Ok(())
     }
 
+    /// Keep the lock sidecar this writer's open created once the lock is released: the open
+    /// succeeded (until then, a failed open removes it).
+    pub(crate) fn keep_lock_file(&mut self) {
+        if let Some(lock) = &mut self.lock {
+            lock.keep();
+        }
+    }
+
     /// Take over the role of `old` after a compaction: its lock, durability setting and
     /// sync-on-drop duty. `old` is left inert (it will not sync when dropped).
     pub(crate) fn adopt(&mut self, old: &mut Writer) {
-        self._lock = old._lock.take();
+        self.lock = old.lock.take();
         self.durability = old.durability;
-        self.sync_on_drop = old.sync_on_drop;
-        self.preallocate = true;
-        old.sync_on_drop = false;
+        self.on_drop = old.on_drop;
+        self.growth = Growth::Preallocate;
+        old.on_drop = OnDrop::Nothing;
     }
 
     /// Forget records appended after the newest commit (a discarded batch); the space is
@@ -198,7 +255,7 @@ impl Writer {
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        if self.sync_on_drop && !self.poisoned {
+        if self.on_drop == OnDrop::Sync && !self.poisoned {
             // Best effort: an error here cannot be reported; the file still opens at the
             // last durable commit or a newer complete one.
             let _ = self.sync();

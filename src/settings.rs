@@ -25,7 +25,11 @@ pub enum Codec {
     Lz4 = 1,
     /// LZ4 high compression.
     Lz4hc = 2,
-    /// Zstandard.
+    /// Zstandard. c-blosc2 turns levels 1–8 into zstd levels `2 × level − 1` (1, 3, …, 15)
+    /// and level 9 into zstd's maximum, 22, so the default level 9 is very slow with zstd: a
+    /// 3 MB `f32` channel took 11.3 s to compress at level 9 and 0.28 s at level 8. The
+    /// original library passes its level to c-blosc2 the same way, so this is kept; choose
+    /// level 8 or lower unless the last bytes of size matter.
     Zstd = 3,
     /// zlib (zlib-ng). Not in the original library.
     Zlib = 4,
@@ -84,7 +88,8 @@ impl fmt::Display for Codec {
 ///
 /// Built with [`Settings::default`] (lz4, level 9, 32 KiB blocks, 4 MiB chunks — the
 /// original library's defaults) and the setters; checked by [`Settings::validate`] when a
-/// channel is created.
+/// channel is created. With [`Codec::Zstd`] the default level 9 means zstd's slowest level,
+/// 22: about 40 times slower than level 8 (see [`Codec::Zstd`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Settings {
     /// Compressor.
@@ -93,8 +98,9 @@ pub struct Settings {
     pub level: u8,
     /// Requested blosc2 block size in bytes; 0 lets blosc2 choose.
     pub block_size: usize,
-    /// Requested chunk size in bytes; rounded down to whole scanlines and capped to the
-    /// channel size (see [`crate::Geometry`]).
+    /// Requested chunk size in bytes; rounded down to whole scanlines, at least one (a
+    /// scanline wider than the request makes a chunk of its own), and capped to the channel
+    /// size (see [`crate::Geometry`]).
     pub chunk_size: usize,
 }
 
