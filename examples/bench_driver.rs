@@ -245,7 +245,7 @@ fn get_decompressed<T: Sample>(ch: AnyChannel) -> f64 {
 }
 
 fn read_all(ch: &AnyChannel, buf: &mut [u8]) {
-    for i in 0..ch.num_chunks().unwrap() {
+    for i in 0..ch.num_chunks() {
         let len = ch.chunk_size_at(i).unwrap();
         ch.get_chunk_bytes(i, &mut buf[..len]).unwrap();
     }
@@ -279,7 +279,7 @@ fn cimg(job: &Job, src: &Source, file_backed: bool) -> Option<Outcome> {
     let mut extra = BTreeMap::new();
     // A channel to read from: a fresh read-only handle on a file, or the anonymous one.
     let reader = |threads: usize| -> AnyChannel {
-        let mut ch = match file {
+        let ch = match file {
             Some(p) => AnyChannel::open_read_only(p).unwrap(),
             None => create_any(src, None, job),
         };
@@ -355,7 +355,7 @@ fn cimg(job: &Job, src: &Source, file_backed: bool) -> Option<Outcome> {
                     .map(|_| {
                         time(|| {
                             let ch = AnyChannel::open_read_only(&path).unwrap();
-                            std::hint::black_box(ch.num_chunks().unwrap());
+                            std::hint::black_box(ch.num_chunks());
                         })
                     })
                     .collect();
@@ -409,7 +409,7 @@ fn lazy_rss(path: &Path) -> Outcome {
     let baseline = rss_anon();
     let ch = Channel::<f32>::create_full(path, SIDE, SIDE, 0.0, Settings::default()).unwrap();
     let mut peak = rss_anon();
-    let g = ch.geometry().unwrap();
+    let g = ch.geometry();
     let mut set = 0;
     for i in (0..g.num_chunks()).step_by(10) {
         let rows = render::render_like_rows(SIDE, SIDE, g.chunk_start_row(i), g.chunk_rows(i));

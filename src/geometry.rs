@@ -40,7 +40,7 @@ impl Geometry {
     ) -> Result<Geometry> {
         if width == 0 || height == 0 {
             return Err(Error::invalid(
-                "channel size",
+                crate::error::Argument::ChannelSize,
                 format!("{width} x {height}"),
                 "width and height of at least 1",
             ));
@@ -54,7 +54,7 @@ impl Geometry {
         let rows = (chunk_size / elem_size) / width;
         if rows == 0 {
             return Err(Error::invalid(
-                "chunk size",
+                crate::error::Argument::ChunkSize,
                 format!("{chunk_size} bytes"),
                 format!("at least one scanline ({width} x {elem_size} = {row_bytes} bytes)"),
             ));
@@ -63,7 +63,7 @@ impl Geometry {
         let chunk_bytes = rows_per_chunk * row_bytes;
         if chunk_bytes > MAX_CHUNK_BYTES {
             return Err(Error::invalid(
-                "chunk size",
+                crate::error::Argument::ChunkSize,
                 format!("{chunk_bytes} bytes after alignment to scanlines"),
                 format!("at most {MAX_CHUNK_BYTES} bytes (the c-blosc2 limit)"),
             ));
@@ -76,7 +76,7 @@ impl Geometry {
         };
         if geometry.num_chunks() > MAX_CHUNKS {
             return Err(Error::invalid(
-                "chunk count",
+                crate::error::Argument::ChunkCount,
                 geometry.num_chunks(),
                 format!("at most {MAX_CHUNKS}"),
             ));
@@ -174,7 +174,7 @@ impl Geometry {
 pub(crate) fn check_size(width: usize, height: usize, elem_size: usize) -> Result {
     if width == 0 || height == 0 {
         return Err(Error::invalid(
-            "channel size",
+            crate::error::Argument::ChannelSize,
             format!("{width} x {height}"),
             "width and height of at least 1",
         ));
@@ -190,7 +190,7 @@ pub(crate) fn check_size(width: usize, height: usize, elem_size: usize) -> Resul
 
 fn overflow(width: usize, height: usize, elem_size: usize) -> Error {
     Error::invalid(
-        "channel size",
+        crate::error::Argument::ChannelSize,
         format!("{width} x {height} x {elem_size} bytes"),
         "a size that fits in memory addresses",
     )

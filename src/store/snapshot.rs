@@ -248,7 +248,7 @@ impl Snapshot {
 pub(crate) fn check_len(got: usize, expected: usize) -> Result {
     if got != expected {
         return Err(Error::invalid(
-            "buffer length",
+            crate::error::Argument::BufferLength,
             format!("{got} bytes"),
             format!("exactly {expected} bytes"),
         ));

@@ -156,8 +156,13 @@ impl<'a> Txn<'a> {
         chunk: &[u8],
     ) -> Result<TableEntry> {
         let desc = self.desc(id)?;
-        let len = u32::try_from(chunk.len())
-            .map_err(|_| Error::invalid("blob length", chunk.len(), "below 4 GiB"))?;
+        let len = u32::try_from(chunk.len()).map_err(|_| {
+            Error::invalid(
+                crate::error::Argument::RecordLength,
+                chunk.len(),
+                "below 4 GiB",
+            )
+        })?;
         let crc = crc32(chunk);
         let header = RecordHeader {
             generation: self.generation(),
@@ -274,8 +279,13 @@ impl<'a> Txn<'a> {
         aux: u32,
         payload: &[u8],
     ) -> Result<RecordRef> {
-        let len = u32::try_from(payload.len())
-            .map_err(|_| Error::invalid("record length", payload.len(), "below 4 GiB"))?;
+        let len = u32::try_from(payload.len()).map_err(|_| {
+            Error::invalid(
+                crate::error::Argument::RecordLength,
+                payload.len(),
+                "below 4 GiB",
+            )
+        })?;
         let crc = crc32(payload);
         let header = RecordHeader {
             kind,
