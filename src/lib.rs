@@ -58,7 +58,8 @@
 //! - The chunk size is capped to the channel size, as the original documentation promises.
 //! - A `set_chunk` whose elements are bitwise identical is stored as a lazy fill entry.
 //! - Element coordinates `x(i)`, `y(i)` are right for every element size.
-//! - Image channel handles never dangle: after removal they return [`Error::ChannelRemoved`].
+//! - Image channel handles never dangle: after removal, reads and writes return
+//!   [`Error::ChannelRemoved`] (the channel's fixed properties still answer).
 //! - Names: a names count other than 0 or the channel count is an error, not a printed
 //!   warning; naming a channel in an unnamed image names the others `""` instead of
 //!   dropping the name.
