@@ -14,7 +14,7 @@ use crate::geometry::Geometry;
 use crate::io::Backend;
 use crate::sample::Dtype;
 use crate::store::{Access, Snapshot, Store, Txn, WrapBackend, check_len, no_wrap, prepare_chunk};
-use crate::threads::{ThreadCount, chunk_parallelism};
+use crate::threads::{ThreadCount, available_parallelism, chunk_parallelism};
 
 /// A handle to one channel of an open file, standalone or part of an image.
 ///
@@ -139,7 +139,7 @@ impl AnyChannel {
         let channel = AnyChannel::from_desc(
             Arc::new(store),
             &catalog.channels[0],
-            ThreadCount::machine().get(),
+            available_parallelism(),
         );
         init(&channel)?;
         channel.store.finish_create(temp)?;
@@ -240,7 +240,7 @@ impl AnyChannel {
         Ok(AnyChannel::from_desc(
             store.clone(),
             &snap.catalog.channels[0],
-            ThreadCount::machine().get(),
+            available_parallelism(),
         ))
     }
 

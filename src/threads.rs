@@ -10,9 +10,9 @@ use crate::error::{Argument, Error, Result};
 pub(crate) struct ThreadCount(AtomicUsize);
 
 impl ThreadCount {
-    /// The machine's available parallelism (1 when unknown).
+    /// The default count: the machine's available parallelism.
     pub(crate) fn machine() -> ThreadCount {
-        ThreadCount::from(std::thread::available_parallelism().map_or(1, |n| n.get()))
+        ThreadCount::from(available_parallelism())
     }
 
     /// The current count.
@@ -44,6 +44,11 @@ impl Clone for ThreadCount {
     fn clone(&self) -> ThreadCount {
         ThreadCount::from(self.get())
     }
+}
+
+/// The machine's available parallelism (1 when unknown).
+pub(crate) fn available_parallelism() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// How many chunks a whole-channel operation with `threads` threads works on at once: the
