@@ -250,7 +250,7 @@ fn get_decompressed<T: Sample>(ch: AnyChannel) -> f64 {
 }
 
 fn read_all(ch: &AnyChannel, buf: &mut [u8]) {
-    for i in 0..ch.num_chunks().unwrap() {
+    for i in 0..ch.num_chunks() {
         let len = ch.chunk_size_at(i).unwrap();
         ch.get_chunk_bytes(i, &mut buf[..len]).unwrap();
     }
@@ -263,7 +263,7 @@ fn rewrite(ch: &AnyChannel, src: &Source) {
 }
 
 /// `ch` working on `threads` threads.
-fn on_threads(mut ch: AnyChannel, threads: usize) -> AnyChannel {
+fn on_threads(ch: AnyChannel, threads: usize) -> AnyChannel {
     ch.set_threads(threads).unwrap();
     ch
 }
@@ -375,7 +375,7 @@ fn cimg(job: &Job, src: &Source, file_backed: bool) -> Option<Outcome> {
                     .map(|_| {
                         time(|| {
                             let ch = AnyChannel::open_read_only(&path).unwrap();
-                            std::hint::black_box(ch.num_chunks().unwrap());
+                            std::hint::black_box(ch.num_chunks());
                         })
                     })
                     .collect();
@@ -431,7 +431,7 @@ fn lazy_rss(path: &Path) -> Outcome {
     let baseline = rss_anon();
     let ch = Channel::<f32>::create_full(path, SIDE, SIDE, 0.0, Settings::default()).unwrap();
     let mut peak = rss_anon();
-    let g = ch.geometry().unwrap();
+    let g = ch.geometry();
     let mut set = 0;
     for i in (0..g.num_chunks()).step_by(10) {
         let rows = render::render_like_rows(SIDE, SIDE, g.chunk_start_row(i), g.chunk_rows(i));

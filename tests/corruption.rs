@@ -532,6 +532,7 @@ fn image_contents(img: &Image<f32>, generation: u64) -> Contents {
         metadata: img.metadata(),
         channels: img
             .channels()
+            .unwrap()
             .iter()
             .map(|c| channel_data(c).expect("read the fixture"))
             .collect(),
@@ -539,11 +540,11 @@ fn image_contents(img: &Image<f32>, generation: u64) -> Contents {
 }
 
 fn channel_data<T: Sample>(c: &Channel<T>) -> Result<ChanData> {
-    let n = c.num_chunks()?;
+    let n = c.num_chunks();
     Ok(ChanData {
-        width: c.width()?,
-        height: c.height()?,
-        rows_per_chunk: c.geometry()?.rows_per_chunk(),
+        width: c.width(),
+        height: c.height(),
+        rows_per_chunk: c.geometry().rows_per_chunk(),
         elem: size_of::<T>(),
         chunks: (0..n)
             .map(|i| c.get_chunk_vec(i).map(|v| bytes_of(&v)))
@@ -849,8 +850,8 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Read every chunk, the whole channel and all but the first and last rows.
 fn observe_channel<T: Sample>(c: &Channel<T>) -> Result<ObsChan> {
-    let n = c.num_chunks()?;
-    let (width, height) = (c.width()?, c.height()?);
+    let n = c.num_chunks();
+    let (width, height) = (c.width(), c.height());
     let mut rows = vec![<T as bytemuck::Zeroable>::zeroed(); width * (height - 2)];
     let rows = c.read_rows(1, &mut rows).map(|()| bytes_of(&rows));
     Ok(ObsChan {
@@ -873,6 +874,7 @@ fn observe_image<T: Sample>(img: &Image<T>) -> Result<Obs> {
         metadata: img.metadata(),
         channels: img
             .channels()
+            .unwrap()
             .iter()
             .map(observe_channel)
             .collect::<Result<_>>()?,
@@ -917,7 +919,7 @@ fn open_and_read(
                     Access::ReadWrite => Image::<f32>::open(path),
                 };
                 match opened {
-                    Ok(mut img) => {
+                    Ok(img) => {
                         if one_thread {
                             img.set_threads(1).map_err(|e| format!("{e:?}"))?;
                         }
@@ -932,7 +934,7 @@ fn open_and_read(
                     Access::ReadWrite => Channel::<u16>::open(path),
                 };
                 match opened {
-                    Ok(mut c) => {
+                    Ok(c) => {
                         if one_thread {
                             c.set_threads(1).map_err(|e| format!("{e:?}"))?;
                         }
@@ -2758,7 +2760,7 @@ fn a_memcpyed_flag_on_a_compressed_chunk_never_reads_past_the_payload() {
     f.b[p + 2] |= 0b10;
     f.seal_blob(ch, i, b.len);
     let path = fx.copy("memcpyed.cimg", &f.b);
-    let mut img = Image::<f32>::open_read_only(&path).expect("the forged file opens");
+    let img = Image::<f32>::open_read_only(&path).expect("the forged file opens");
     img.set_threads(1).expect("threads");
     let c = img.channel(ch).expect("channel");
     let data = &fx.expect_newest.channels[ch];

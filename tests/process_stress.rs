@@ -387,7 +387,7 @@ fn child_crash_writer() {
         return;
     };
     let mut rng = Rng(env_u64("CIMG_SEED"));
-    let mut image = Image::<u32>::open(&path).expect("open for writing");
+    let image = Image::<u32>::open(&path).expect("open for writing");
     image.set_threads(1).unwrap();
     let state = crash_state(&image).expect("the file holds a consistent state");
     report!(
@@ -396,7 +396,7 @@ fn child_crash_writer() {
         join(&state)
     );
     let generation = |image: &Image<u32>| image.stats().unwrap().generation;
-    let channels = image.channels();
+    let channels = image.channels().unwrap();
     let mut g = state.iter().max().expect("chunks") + 1;
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(60) {
@@ -550,10 +550,7 @@ fn killed_writer_loop_reopens_at_a_committed_state() {
                 .add_lazy_channel(0, Some(&format!("c{c}")), settings)
                 .unwrap();
         }
-        assert_eq!(
-            image.channel(0).unwrap().num_chunks().unwrap(),
-            CRASH_CHUNKS
-        );
+        assert_eq!(image.channel(0).unwrap().num_chunks(), CRASH_CHUNKS);
     }
 
     let mut rng = Rng(seed);
@@ -732,9 +729,9 @@ fn child_swmr_stress_writer() {
     let Some(path) = child_role("child_swmr_stress_writer") else {
         return;
     };
-    let mut image = Image::<u32>::open(&path).expect("open for writing");
+    let image = Image::<u32>::open(&path).expect("open for writing");
     image.set_threads(1).unwrap();
-    let channels = image.channels();
+    let channels = image.channels().unwrap();
     let mut g = swmr_position(&chunk_values(&image, SW_CHUNK_ELEMS, SW_NOISE_EVERY).unwrap())
         .expect("a complete round")
         .0;
@@ -758,7 +755,7 @@ fn child_swmr_stress_writer() {
             for (c, channel) in channels.iter().enumerate() {
                 let t = Instant::now();
                 let mut batch = channel.batch().unwrap();
-                for i in 0..channel.num_chunks().unwrap() {
+                for i in 0..channel.num_chunks() {
                     let len = channel.chunk_elems_at(i).unwrap();
                     batch
                         .set_chunk(i, &chunk_data(g, c, i, len, SW_NOISE_EVERY))
@@ -804,7 +801,7 @@ fn child_swmr_stress_reader() {
     let stop = PathBuf::from(std::env::var_os("CIMG_STOP").expect("CIMG_STOP is set"));
     // A parent that died must not leave readers spinning forever.
     let deadline = Instant::now() + Duration::from_millis(env_u64("CIMG_MAX_MILLIS"));
-    let mut image = Image::<u32>::open_read_only(&path).expect("open read-only");
+    let image = Image::<u32>::open_read_only(&path).expect("open read-only");
     image.set_threads(1).unwrap();
     report!("ready");
     let inode = || std::fs::metadata(&path).map(|m| m.ino()).unwrap_or(0);
@@ -955,7 +952,7 @@ fn swmr_stress_readers_see_whole_commits() {
         for name in ["r", "g", "b"] {
             image.add_lazy_channel(0, Some(name), settings).unwrap();
         }
-        assert_eq!(image.channel(0).unwrap().num_chunks().unwrap(), 8);
+        assert_eq!(image.channel(0).unwrap().num_chunks(), 8);
     }
     let run_timeout = |ms: u64| TIMEOUT + Duration::from_millis(ms);
 

@@ -474,7 +474,7 @@ fn probe_as<T: Sample>(path: &Path, info: &FileInfo) {
     let data: Vec<T> = super::from_bytes(&bytes);
     let meta = serde_json::json!({"probe": index});
     {
-        let mut img = match Image::<T>::open(path) {
+        let img = match Image::<T>::open(path) {
             Ok(img) => img,
             Err(e) => panic!("a file that opens read-only fails to open for writing: {e:?}"),
         };
@@ -489,7 +489,7 @@ fn probe_as<T: Sample>(path: &Path, info: &FileInfo) {
         drop(ch);
         img.sync().expect("sync");
     }
-    let mut img = match Image::<T>::open_read_only(path) {
+    let img = match Image::<T>::open_read_only(path) {
         Ok(img) => img,
         Err(e) => panic!("the file no longer opens after a successful commit: {e:?}"),
     };
@@ -497,7 +497,7 @@ fn probe_as<T: Sample>(path: &Path, info: &FileInfo) {
     assert_eq!(img.num_channels(), info.channels.len());
     assert_eq!(img.metadata(), meta);
     let ch = img.channel(0).expect("channel 0");
-    assert_eq!(ch.geometry().expect("geometry"), g);
+    assert_eq!(ch.geometry(), g);
     let mut out = vec![T::zeroed(); elems];
     match ch.get_chunk(index, &mut out) {
         Ok(()) => assert!(

@@ -223,16 +223,17 @@ fn observe<T: Sample>(img: &Image<T>) -> View {
         metadata: img.metadata(),
         channels: img
             .channels()
+            .unwrap()
             .iter()
             .zip(data)
             .map(|(ch, data)| {
-                let settings = ch.settings().expect("settings");
+                let settings = ch.settings();
                 VChan {
-                    rows: ch.geometry().expect("geometry").rows_per_chunk(),
+                    rows: ch.geometry().rows_per_chunk(),
                     codec: settings.codec,
                     level: settings.level,
                     data: Digest(bytemuck::cast_slice(&data).to_vec()),
-                    lazy: (0..ch.num_chunks().expect("num_chunks"))
+                    lazy: (0..ch.num_chunks())
                         .map(|i| ch.is_lazy(i).expect("is_lazy"))
                         .collect(),
                 }
@@ -338,7 +339,7 @@ fn run<T: Sample>(input: &mut Input<'_>) {
     run.reopen();
     // A plain read-only open agrees, and the commit verifies completely.
     run.img = None;
-    let mut ro = Image::<T>::open_read_only(&run.path).expect("read-only open");
+    let ro = Image::<T>::open_read_only(&run.path).expect("read-only open");
     ro.set_threads(1).expect("1 thread");
     assert_eq!(observe(&ro), run.model.view(width, size), "read-only open");
     let v = ro.verify().expect("verify");
@@ -377,7 +378,7 @@ impl<T: Sample> Run<T> {
                 }
             }
         }
-        let mut img = img.expect("an open succeeds once the faults are spent");
+        let img = img.expect("an open succeeds once the faults are spent");
         img.set_threads(1).expect("1 thread");
         let shown = observe(&img);
         if shown != self.view(&self.model) {
@@ -837,7 +838,7 @@ impl<T: Sample> Run<T> {
                         "op {op}: write {k} after an I/O error: {e:?}"
                     );
                 }
-                if let Some(ch) = img.channels().first() {
+                if let Some(ch) = img.channels().unwrap().first() {
                     assert!(matches!(ch.batch().err(), Some(Error::Poisoned)));
                 }
             }
