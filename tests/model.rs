@@ -25,6 +25,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::mem::size_of;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use compressed_image::{
     AnyChannel, AutoCompact, Channel, Codec, Durability, Error, Image, Sample, Settings, Stats,
@@ -32,6 +33,7 @@ use compressed_image::{
 };
 use proptest::prelude::*;
 use proptest::sample::Index;
+use proptest::test_runner::TestRunner;
 use serde_json::{Value, json};
 
 // ---------------------------------------------------------------------------------------
@@ -2646,7 +2648,38 @@ fn config() -> ProptestConfig {
     if std::env::var_os("PROPTEST_CASES").is_none() {
         config.cases = 64;
     }
+    // Failures persist beside this file, as the `proptest!` macro would keep them.
+    config.source_file = Some(file!());
     config
+}
+
+/// Run `test` on the cases `strategy` generates, each in a fresh thread, shrinking a
+/// failure to a minimal case; then print how many cases and operations ran.
+fn run_cases<S>(
+    what: &str,
+    strategy: S,
+    ops: fn(&S::Value) -> usize,
+    test: fn(&S::Value) -> TestResult,
+) where
+    S: Strategy,
+    S::Value: Send + Sync,
+{
+    let cases = AtomicUsize::new(0);
+    let operations = AtomicUsize::new(0);
+    let mut runner = TestRunner::new(config());
+    let result = runner.run(&strategy, |case| {
+        cases.fetch_add(1, Ordering::Relaxed);
+        operations.fetch_add(ops(&case), Ordering::Relaxed);
+        in_fresh_thread(|| test(&case))
+    });
+    if let Err(e) = result {
+        panic!("{e}\n{runner}");
+    }
+    println!(
+        "model [{what}]: {} cases, {} operations",
+        cases.into_inner(),
+        operations.into_inner()
+    );
 }
 
 macro_rules! model_tests {
@@ -2654,18 +2687,16 @@ macro_rules! model_tests {
         mod $module {
             use super::*;
 
-            proptest! {
-                #![proptest_config(config())]
+            #[test]
+            fn image_matches_model() {
+                let what = concat!(stringify!($module), " image");
+                run_cases(what, image_case(), |c| c.ops.len(), run_image::<$t>);
+            }
 
-                #[test]
-                fn image_matches_model(case in image_case()) {
-                    in_fresh_thread(|| run_image::<$t>(&case))?;
-                }
-
-                #[test]
-                fn channel_matches_model(case in channel_case()) {
-                    in_fresh_thread(|| run_channel::<$t>(&case))?;
-                }
+            #[test]
+            fn channel_matches_model() {
+                let what = concat!(stringify!($module), " channel");
+                run_cases(what, channel_case(), |c| c.ops.len(), run_channel::<$t>);
             }
         }
     )*};
