@@ -31,401 +31,26 @@ use std::time::Instant;
 use compressed_image::{Channel, Codec, Error, Image, Result, Sample, Settings, inspect};
 use serde_json::{Value, json};
 
-// ---------------------------------------------------------------------------------------
-// CRC-32, little-endian fields, randomness
-// ---------------------------------------------------------------------------------------
+#[macro_use]
+mod common;
 
-/// CRC-32/IEEE lookup table: reflected polynomial 0xEDB88320 (SPEC §2).
-const CRC_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        table[i] = c;
-        i += 1;
-    }
-    table
+use common::child::{child_command_in_shell, child_role, protocol_line};
+use common::format::{
+    Commit, Kind, LAST_ALIGNED, MAGIC, REGION_START, Rec, SLOT_CRC_AT, SLOT_LEN, SLOT_PAGE,
+    align64, crc32, le32, le64, parse_commit, put16, put32, put64,
 };
-
-/// CRC-32/IEEE: init and final XOR 0xFFFFFFFF.
-fn crc32(data: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for &b in data {
-        c = CRC_TABLE[((c ^ u32::from(b)) & 0xFF) as usize] ^ (c >> 8);
-    }
-    !c
-}
-
-fn le16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes(b[at..at + 2].try_into().expect("2 bytes"))
-}
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-fn le64(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
-}
-fn put16(b: &mut [u8], at: usize, v: u16) {
-    b[at..at + 2].copy_from_slice(&v.to_le_bytes());
-}
-fn put32(b: &mut [u8], at: usize, v: u32) {
-    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
-}
-fn put64(b: &mut [u8], at: usize, v: u64) {
-    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
-}
-
-/// Deterministic xorshift64* generator: every sweep is reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| (self.next() >> 56) as u8).collect()
-    }
-}
-
-/// `CIMG_LONG=1`: flip every bit of every region and truncate to every length.
-fn long() -> bool {
-    std::env::var("CIMG_LONG").is_ok_and(|v| v == "1")
-}
-
-#[test]
-fn crc32_helper_matches_the_check_value() {
-    assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
-    assert_eq!(crc32(b""), 0);
-}
-
-// ---------------------------------------------------------------------------------------
-// A parser of the format, from SPEC §3–§6
-// ---------------------------------------------------------------------------------------
-
-const MAGIC: [u8; 8] = *b"\x89CIM\r\n\x1a\n";
-const PAGE: usize = 4096;
-const SLOT_LEN: usize = 256;
-const SLOT_CRC_AT: usize = 252;
-const REGION_START: usize = 8192;
-const HEADER: usize = 32;
-const ENTRY: usize = 32;
-/// The largest 64-aligned offset: `u64::MAX & !63`.
-const LAST_ALIGNED: u64 = !63;
-
-fn align64(n: usize) -> usize {
-    n.div_ceil(64) * 64
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-enum Kind {
-    Blob = 1,
-    Table = 2,
-    Meta = 3,
-    Catalog = 4,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Blob => "BLOB",
-            Kind::Table => "TABLE",
-            Kind::Meta => "META",
-            Kind::Catalog => "CATALOG",
-        }
-    }
-}
-
-/// A reference to a record: where its header is, its payload length and CRC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-struct Rec {
-    offset: usize,
-    len: usize,
-    crc: u32,
-    kind: Kind,
-}
-
-impl Rec {
-    fn header(&self) -> Range<usize> {
-        self.offset..self.offset + HEADER
-    }
-    fn payload(&self) -> Range<usize> {
-        self.offset + HEADER..self.offset + HEADER + self.len
-    }
-    fn end(&self) -> usize {
-        self.payload().end
-    }
-    /// The padding after the payload, up to the next 64-byte boundary (never read).
-    fn padding(&self) -> Range<usize> {
-        self.end()..align64(self.end())
-    }
-}
-
-/// One 32-byte table entry (SPEC §6).
-#[derive(Debug, Clone)]
-struct Entry {
-    /// File offset of the entry.
-    at: usize,
-    kind: u8,
-    /// Fill bits or blob offset.
-    word: u64,
-    blob: Option<Rec>,
-}
-
-/// One channel descriptor (SPEC §5.1) and its table.
-#[derive(Debug, Clone)]
-struct Chan {
-    /// File offset of the 64-byte descriptor.
-    desc_at: usize,
-    id: u32,
-    table: Option<Rec>,
-    /// Empty when the channel has no table (every chunk DEFAULT).
-    entries: Vec<Entry>,
-    /// `raw_len(i)` of every chunk.
-    raw: Vec<usize>,
-}
-
-/// One commit: a slot and the tree it references.
-#[derive(Debug, Clone)]
-struct Commit {
-    page: usize,
-    generation: u64,
-    committed_end: usize,
-    durable_end: usize,
-    catalog: Rec,
-    meta: Option<Rec>,
-    channels: Vec<Chan>,
-}
-
-impl Commit {
-    /// Every record the commit references.
-    fn records(&self) -> Vec<Rec> {
-        let mut out = vec![self.catalog];
-        out.extend(self.meta);
-        for c in &self.channels {
-            out.extend(c.table);
-            out.extend(c.entries.iter().filter_map(|e| e.blob));
-        }
-        out
-    }
-
-    /// File offset of the catalog payload.
-    fn cat(&self) -> usize {
-        self.catalog.payload().start
-    }
-}
-
-/// Check a record against its reference as a reader must (SPEC §4); a pristine file must
-/// pass, so a failure here is a bug of the parser or of the writer.
-fn check_record(b: &[u8], r: &Rec, channel_id: u32, aux: Option<u32>, commit: (u64, usize)) {
-    let (generation, committed_end) = commit;
-    assert!(
-        r.offset.is_multiple_of(64) && r.offset >= REGION_START,
-        "{r:?}"
-    );
-    assert!(r.end() <= committed_end, "{r:?} past {committed_end}");
-    let h = &b[r.header()];
-    assert_eq!(&h[..4], b"CIR1", "{r:?}");
-    assert_eq!(h[4], r.kind as u8, "{r:?}");
-    assert_eq!(&h[5..8], &[0, 0, 0], "{r:?}");
-    let g = le64(h, 8);
-    assert!((1..=generation).contains(&g), "{r:?} generation {g}");
-    assert_eq!(le32(h, 16), channel_id, "{r:?}");
-    if let Some(aux) = aux {
-        assert_eq!(le32(h, 20), aux, "{r:?}");
-    }
-    assert_eq!(le32(h, 24) as usize, r.len, "{r:?}");
-    assert_eq!(le32(h, 28), r.crc, "{r:?}");
-    assert_eq!(crc32(&b[r.payload()]), r.crc, "{r:?}");
-}
-
-/// Parse the commit in slot page `page` of a pristine file, checking every rule on the way.
-fn parse_commit(b: &[u8], page: usize) -> Commit {
-    let s = &b[page * PAGE..page * PAGE + SLOT_LEN];
-    assert_eq!(s[..8], MAGIC, "slot {page} magic");
-    assert_eq!((le16(s, 8), le32(s, 12)), (1, 256), "slot {page} version");
-    assert_eq!(
-        crc32(&s[..SLOT_CRC_AT]),
-        le32(s, SLOT_CRC_AT),
-        "slot {page}"
-    );
-    assert!(s[64..SLOT_CRC_AT].iter().all(|&x| x == 0), "slot reserved");
-    let generation = le64(s, 16);
-    let committed_end = le64(s, 32) as usize;
-    let durable_end = le64(s, 40) as usize;
-    assert!(REGION_START <= durable_end && durable_end <= committed_end);
-    assert!(committed_end <= b.len());
-    let catalog = Rec {
-        offset: le64(s, 48) as usize,
-        len: le32(s, 56) as usize,
-        crc: le32(s, 60),
-        kind: Kind::Catalog,
-    };
-    let within = (generation, committed_end);
-    check_record(b, &catalog, 0, None, within);
-    let p = &b[catalog.payload()];
-    let (width, height) = (le64(p, 0) as usize, le64(p, 8) as usize);
-    let count = le32(p, 16) as usize;
-    let names_len = le32(p, 28) as usize;
-    assert_eq!(le32(&b[catalog.header()], 20) as usize, count);
-    assert_eq!(p.len(), 64 + 64 * count + names_len);
-    let meta = (le64(p, 32) != 0).then(|| Rec {
-        offset: le64(p, 32) as usize,
-        len: le32(p, 40) as usize,
-        crc: le32(p, 44),
-        kind: Kind::Meta,
-    });
-    if let Some(m) = &meta {
-        check_record(b, m, 0, Some(0), within);
-    }
-    let mut channels = Vec::new();
-    for i in 0..count {
-        let desc_at = catalog.payload().start + 64 + 64 * i;
-        let d = &b[desc_at..desc_at + 64];
-        let id = le32(d, 0);
-        let typesize = d[5] as usize;
-        let rows = le32(d, 12) as usize;
-        let n_chunks = le32(d, 16) as usize;
-        assert_eq!(n_chunks, height.div_ceil(rows));
-        let raw: Vec<usize> = (0..n_chunks)
-            .map(|k| rows.min(height - k * rows) * width * typesize)
-            .collect();
-        let table = (le64(d, 32) != 0).then(|| Rec {
-            offset: le64(d, 32) as usize,
-            len: le32(d, 40) as usize,
-            crc: le32(d, 44),
-            kind: Kind::Table,
-        });
-        let mut entries = Vec::new();
-        if let Some(t) = &table {
-            check_record(b, t, id, Some(n_chunks as u32), within);
-            assert_eq!(t.len, n_chunks * ENTRY);
-            for (k, &raw_len) in raw.iter().enumerate() {
-                let at = t.payload().start + k * ENTRY;
-                let e = &b[at..at + ENTRY];
-                let kind = e[0];
-                let blob = (kind == 1).then(|| Rec {
-                    offset: le64(e, 8) as usize,
-                    len: le32(e, 16) as usize,
-                    crc: le32(e, 4),
-                    kind: Kind::Blob,
-                });
-                match kind {
-                    0 => assert!(e.iter().all(|&x| x == 0)),
-                    1 | 2 => assert_eq!(le32(e, 20) as usize, raw_len),
-                    k => panic!("table entry kind {k}"),
-                }
-                if let Some(r) = &blob {
-                    check_record(b, r, id, Some(k as u32), within);
-                }
-                entries.push(Entry {
-                    at,
-                    kind,
-                    word: le64(e, 8),
-                    blob,
-                });
-            }
-        }
-        channels.push(Chan {
-            desc_at,
-            id,
-            table,
-            entries,
-            raw,
-        });
-    }
-    Commit {
-        page,
-        generation,
-        committed_end,
-        durable_end,
-        catalog,
-        meta,
-        channels,
-    }
-}
+use common::model::ChannelModel;
+use common::rng::Rng;
+use common::{long_run, panic_message};
 
 // ---------------------------------------------------------------------------------------
 // Expected contents: an independent model of what was written
 // ---------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, PartialEq)]
-struct ChanData {
-    width: usize,
-    height: usize,
-    rows_per_chunk: usize,
-    elem: usize,
-    /// Raw little-endian bytes of every chunk.
-    chunks: Vec<Vec<u8>>,
-    /// Whether each chunk is lazy (FILL or DEFAULT).
-    lazy: Vec<bool>,
-}
-
-impl ChanData {
-    /// A lazy channel whose every element has the bytes `fill`.
-    fn lazy(width: usize, height: usize, rows_per_chunk: usize, fill: &[u8]) -> ChanData {
-        let n = height.div_ceil(rows_per_chunk);
-        let chunks = (0..n)
-            .map(|i| {
-                let rows = rows_per_chunk.min(height - i * rows_per_chunk);
-                fill.repeat(rows * width)
-            })
-            .collect();
-        ChanData {
-            width,
-            height,
-            rows_per_chunk,
-            elem: fill.len(),
-            chunks,
-            lazy: vec![true; n],
-        }
-    }
-
-    /// A channel built from all its data.
-    fn full(width: usize, height: usize, rows_per_chunk: usize, data: &[u8]) -> ChanData {
-        let elem = data.len() / (width * height);
-        let mut c = ChanData::lazy(width, height, rows_per_chunk, &vec![0; elem]);
-        let chunk_bytes = rows_per_chunk * width * elem;
-        for (i, part) in data.chunks(chunk_bytes).enumerate() {
-            c.set(i, part);
-        }
-        c
-    }
-
-    /// Chunk `i` written with `data`: lazy exactly when every element is bit-identical.
-    fn set(&mut self, i: usize, data: &[u8]) {
-        assert_eq!(data.len(), self.chunks[i].len(), "model chunk {i}");
-        let first = &data[..self.elem];
-        self.lazy[i] = data.chunks_exact(self.elem).all(|e| e == first);
-        self.chunks[i] = data.to_vec();
-    }
-
-    fn whole(&self) -> Vec<u8> {
-        self.chunks.concat()
-    }
-
-    /// Bytes of the rows `read_rows` is asked for: all but the first and the last.
-    fn inner_rows(&self) -> Vec<u8> {
-        let row = self.width * self.elem;
-        self.whole()[row..(self.height - 1) * row].to_vec()
-    }
+/// Bytes of the rows `read_rows` is asked for: all but the first and the last.
+fn inner_rows(c: &ChannelModel) -> Vec<u8> {
+    let row = c.width * c.elem;
+    c.whole()[row..(c.height - 1) * row].to_vec()
 }
 
 /// Everything observable about one commit.
@@ -434,7 +59,7 @@ struct Contents {
     generation: u64,
     names: Vec<String>,
     metadata: Value,
-    channels: Vec<ChanData>,
+    channels: Vec<ChannelModel>,
 }
 
 /// How a fixture file is opened.
@@ -538,12 +163,12 @@ fn image_contents(img: &Image<f32>, generation: u64) -> Contents {
     }
 }
 
-fn channel_data<T: Sample>(c: &Channel<T>) -> Result<ChanData> {
+fn channel_data<T: Sample>(c: &Channel<T>) -> Result<ChannelModel> {
     let n = c.num_chunks()?;
-    Ok(ChanData {
+    Ok(ChannelModel {
         width: c.width()?,
         height: c.height()?,
-        rows_per_chunk: c.geometry()?.rows_per_chunk(),
+        rows: c.geometry()?.rows_per_chunk(),
         elem: size_of::<T>(),
         chunks: (0..n)
             .map(|i| c.get_chunk_vec(i).map(|v| bytes_of(&v)))
@@ -599,7 +224,7 @@ fn image_fixture() -> Fixture {
     let red = img
         .add_lazy_channel(-0.0, Some("red"), red_s)
         .expect("add red");
-    let mut m_red = ChanData::lazy(W, H, 8, &(-0.0f32).to_le_bytes());
+    let mut m_red = ChannelModel::lazy(W, H, 8, &(-0.0f32).to_le_bytes());
     let meta1 = json!({"camera": {"model": "X-1", "iso": 400}, "tags": ["a", "ß", "日本"], "exposure": 0.125});
     img.set_metadata(meta1.clone()).expect("metadata");
     let writes: [(usize, Vec<f32>); 3] = [
@@ -617,7 +242,7 @@ fn image_fixture() -> Fixture {
         .add_channel(&green_data, Some("green"), green_s)
         .expect("add green");
     names.push("green".into());
-    let mut m_green = ChanData::full(W, H, 8, &bytes_of(&green_data));
+    let mut m_green = ChannelModel::full(W, H, 8, &bytes_of(&green_data));
     img.add_channel(&smooth(W * H, 9.0), Some("tmp"), red_s)
         .expect("add tmp");
     img.remove_channel(2).expect("remove tmp");
@@ -627,7 +252,7 @@ fn image_fixture() -> Fixture {
         .add_channel(&blue_data, Some("blue"), blue_s)
         .expect("add blue");
     names.push("blue".into());
-    let mut m_blue = ChanData::full(W, H, 16, &bytes_of(&blue_data));
+    let mut m_blue = ChannelModel::full(W, H, 16, &bytes_of(&blue_data));
     let red0 = smooth(elems(8, 0), 0.5);
     red.set_chunk(0, &red0).expect("overwrite red 0");
     m_red.set(0, &bytes_of(&red0));
@@ -701,8 +326,8 @@ fn channel_fixture() -> Fixture {
         .chunk_size(W * 2 * 4);
     let elems = |i: usize| 4usize.min(H - i * 4) * W;
     let c = Channel::<u16>::create_full(&path, W, H, 7, s).expect("create channel");
-    let mut m = ChanData::lazy(W, H, 4, &7u16.to_le_bytes());
-    let set = |i: usize, data: Vec<u16>, m: &mut ChanData| {
+    let mut m = ChannelModel::lazy(W, H, 4, &7u16.to_le_bytes());
+    let set = |i: usize, data: Vec<u16>, m: &mut ChannelModel| {
         c.set_chunk(i, &data).expect("set chunk");
         m.set(i, &bytes_of(&data));
     };
@@ -789,7 +414,7 @@ fn finish_fixture(
     );
     assert_eq!(outcome, Ok(Outcome::Newest), "{name}: pristine file");
     let mut older = fx.bytes.clone();
-    let slot = fx.newest.page * PAGE;
+    let slot = fx.newest.page * SLOT_PAGE;
     older[slot..slot + SLOT_LEN].fill(0);
     let path = fx.copy("older.cimg", &older);
     let outcome = classify(
@@ -836,15 +461,6 @@ struct Obs {
 enum Observed {
     OpenFailed(Error),
     Opened(Obs),
-}
-
-/// The message of a caught panic.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic".into())
 }
 
 /// Read every chunk, the whole channel and all but the first and last rows.
@@ -1091,7 +707,7 @@ fn compare(o: &Obs, e: &Contents) -> std::result::Result<Vec<(usize, usize)>, St
         let channel_bad = bad.iter().any(|&(p, _)| p == pos);
         for (what, got, want) in [
             ("get_decompressed", &oc.whole, ec.whole()),
-            ("read_rows", &oc.rows, ec.inner_rows()),
+            ("read_rows", &oc.rows, inner_rows(ec)),
         ] {
             match got {
                 Ok(b) if *b == want => {}
@@ -1109,7 +725,7 @@ fn compare(o: &Obs, e: &Contents) -> std::result::Result<Vec<(usize, usize)>, St
     match &o.image_whole {
         None => {}
         Some(Ok(all)) => {
-            let want: Vec<Vec<u8>> = e.channels.iter().map(ChanData::whole).collect();
+            let want: Vec<Vec<u8>> = e.channels.iter().map(ChannelModel::whole).collect();
             if *all != want {
                 return Err("Image::get_decompressed: WRONG BITS returned as Ok".into());
             }
@@ -1426,7 +1042,7 @@ fn regions(fx: &Fixture) -> Vec<Region> {
             });
         }
     };
-    let slot = |page: usize| page * PAGE..page * PAGE + SLOT_LEN;
+    let slot = |page: usize| page * SLOT_PAGE..page * SLOT_PAGE + SLOT_LEN;
     // Any single-bit error in a slot record fails its CRC (or its magic): the other slot.
     push(
         "slot record of the newest commit".into(),
@@ -1442,7 +1058,7 @@ fn regions(fx: &Fixture) -> Vec<Region> {
     );
     push(
         "slot pages [256, 4096) (ignored)".into(),
-        vec![SLOT_LEN..PAGE, PAGE + SLOT_LEN..2 * PAGE],
+        vec![SLOT_LEN..SLOT_PAGE, SLOT_PAGE + SLOT_LEN..2 * SLOT_PAGE],
         &[Newest],
         Some(512),
     );
@@ -1454,7 +1070,7 @@ fn regions(fx: &Fixture) -> Vec<Region> {
     let mut padding = Vec::new();
     for (r, s) in &referenced {
         let g = groups
-            .entry((r.kind, *s, r.kind == Kind::Blob && durable(r)))
+            .entry((r.kind, *s, r.kind == Kind::BLOB && durable(r)))
             .or_default();
         g.0.push(r.header());
         g.1.push(r.payload());
@@ -1467,20 +1083,20 @@ fn regions(fx: &Fixture) -> Vec<Region> {
             Sharing::Both => "both commits",
         };
         let blob_where = match (kind, is_durable) {
-            (Kind::Blob, true) => ", below durable_end",
-            (Kind::Blob, false) => ", unsynced",
+            (Kind::BLOB, true) => ", below durable_end",
+            (Kind::BLOB, false) => ", unsynced",
             _ => "",
         };
         // What one flip may do, by what references the record (SPEC §4, §8, §9).
         let (header_ok, payload_ok): (&[Outcome], &[Outcome]) = match (kind, sharing, is_durable) {
             (_, Sharing::Previous, _) => (&[Newest], &[Newest]),
-            (Kind::Blob, _, true) => (&[Newest, NewestBadChunk], &[NewestBadChunk]),
+            (Kind::BLOB, _, true) => (&[Newest, NewestBadChunk], &[NewestBadChunk]),
             (_, Sharing::Newest, _) => (&[Newest, Previous], &[Previous]),
             (_, Sharing::Both, _) => (&[Newest, Corrupted], &[Corrupted]),
         };
         let name = |part: &str| format!("{} {part} ({who}{blob_where})", kind.name());
         push(name("header"), headers, header_ok, None);
-        let sample = (kind == Kind::Blob).then_some(700);
+        let sample = (kind == Kind::BLOB).then_some(700);
         push(name("payload"), payloads, payload_ok, sample);
     }
     push(
@@ -1528,7 +1144,7 @@ fn bits_of(region: &Region, rng: &mut Rng) -> Vec<(usize, u8)> {
         unreachable!("bit index below the total")
     };
     match region.sample {
-        Some(n) if n < total && !long() => {
+        Some(n) if n < total && !long_run() => {
             let mut picked = HashSet::new();
             while picked.len() < n {
                 picked.insert(rng.below(total));
@@ -1601,8 +1217,8 @@ fn truncation_sweep(fx: &Fixture, lengths: &[usize]) {
         bench.write_at(from, &fx.bytes[from..len]);
         let expected = truncation_outcome(fx, len);
         let region = match len {
-            0..PAGE => "inside slot page A",
-            PAGE..REGION_START => "inside slot page B",
+            0..SLOT_PAGE => "inside slot page A",
+            SLOT_PAGE..REGION_START => "inside slot page B",
             l if l < fx.previous.committed_end => "records, before the previous committed_end",
             l if l < fx.newest.committed_end => "between the two committed_ends",
             _ => "at or after the newest committed_end",
@@ -1638,7 +1254,7 @@ fn the_channel_file_truncated_to_every_length_opens_at_a_commit_or_fails_typed()
 fn the_image_file_truncated_near_every_boundary_opens_at_a_commit_or_fails_typed() {
     let fx = image_fixture();
     let len = fx.bytes.len();
-    let mut lengths: BTreeSet<usize> = if long() {
+    let mut lengths: BTreeSet<usize> = if long_run() {
         (0..=len).collect()
     } else {
         (0..=REGION_START + 64)
@@ -1705,7 +1321,7 @@ fn torn_tail_sweep(fx: &Fixture) {
     let mut bench = Bench::new(fx, "torn.cimg", 8);
     let mut rng = Rng::new(7);
     let (prev_end, new_end) = (fx.previous.committed_end, fx.newest.committed_end);
-    let step = if long() { 1 } else { 7 };
+    let step = if long_run() { 1 } else { 7 };
     for len in (prev_end..(new_end + 128).min(fx.bytes.len())).step_by(step) {
         bench.restore();
         let mut junk = rng.bytes(fx.bytes.len() - len);
@@ -1756,7 +1372,7 @@ impl Forge {
     }
 
     fn slot(&self) -> usize {
-        self.c.page * PAGE
+        self.c.page * SLOT_PAGE
     }
 
     /// CRC of the payload `r` names, written into its header; returned.
@@ -1846,7 +1462,7 @@ fn check_forged(
     for wiped in [false, true] {
         let mut bytes = forge.b.clone();
         if wiped {
-            let s = (1 - forge.c.page) * PAGE;
+            let s = (1 - forge.c.page) * SLOT_PAGE;
             bytes[s..s + SLOT_LEN].fill(0);
         }
         let path = fx.copy("forged.cimg", &bytes);
@@ -2159,7 +1775,7 @@ fn overlap_cases(fx: &Fixture) -> Vec<(String, Expect, Edit)> {
     let referenced = fx.referenced();
     let all_blobs: Vec<(Rec, Sharing)> = referenced
         .iter()
-        .filter(|(r, _)| r.kind == Kind::Blob && r.offset < fx.newest.durable_end)
+        .filter(|(r, _)| r.kind == Kind::BLOB && r.offset < fx.newest.durable_end)
         .map(|(r, s)| (*r, *s))
         .collect();
     for &(ch, i) in &durable {
@@ -2764,7 +2380,7 @@ fn a_memcpyed_flag_on_a_compressed_chunk_never_reads_past_the_payload() {
     let data = &fx.expect_newest.channels[ch];
     let row = data.width * 4;
     let rows = data.chunks[i].len() / row;
-    let first = i * data.rows_per_chunk;
+    let first = i * data.rows;
     let mut failures = Vec::new();
     match c.get_chunk_vec(i) {
         Err(Error::Corrupted { .. } | Error::Codec { .. }) => {}
@@ -2804,11 +2420,6 @@ fn a_memcpyed_flag_on_a_compressed_chunk_never_reads_past_the_payload() {
     );
 }
 
-/// Environment variable that turns a test into the child process of
-/// [`a_file_declaring_the_largest_chunk_count_opens_in_bounded_memory`].
-#[cfg(target_os = "linux")]
-const CHILD_ENV: &str = "CIMG_CORRUPTION_CHILD";
-
 /// A 13 KB file that is valid per SPEC §5.2: one u16 channel of 50 × 134,217,727 in
 /// one-row chunks (the largest chunk count), without a table (every chunk DEFAULT). The
 /// open must not abort the process however the library represents the chunks: it opens
@@ -2819,7 +2430,7 @@ const CHILD_ENV: &str = "CIMG_CORRUPTION_CHILD";
 #[test]
 fn a_file_declaring_the_largest_chunk_count_opens_in_bounded_memory() {
     const NAME: &str = "a_file_declaring_the_largest_chunk_count_opens_in_bounded_memory";
-    if let Some(path) = std::env::var_os(CHILD_ENV) {
+    if let Some(path) = child_role(NAME) {
         let outcome = match Channel::<u16>::open_read_only(&path) {
             Ok(c) => match c.get_chunk_vec(5) {
                 Ok(v) if v.iter().all(|&x| x == 7) => "opened".to_string(),
@@ -2828,7 +2439,7 @@ fn a_file_declaring_the_largest_chunk_count_opens_in_bounded_memory() {
             Err(e @ Error::Corrupted { .. }) => format!("refused: {e}"),
             Err(e) => format!("error: {e:?}"),
         };
-        println!("@cimg {outcome}");
+        report!("{outcome}");
         return;
     }
     let fx = channel_fixture();
@@ -2842,20 +2453,14 @@ fn a_file_declaring_the_largest_chunk_count_opens_in_bounded_memory() {
     f.b[d + 32..d + 48].fill(0); // no table
     f.seal_catalog();
     let path = fx.copy("largest-chunk-count.cimg", &f.b);
-    let exe = std::env::current_exe().expect("current_exe");
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg("ulimit -v 2097152 && exec \"$0\" --exact \"$1\" --nocapture --test-threads=1")
-        .arg(&exe)
-        .arg(NAME)
-        .env(CHILD_ENV, &path)
+    let out = child_command_in_shell("ulimit -v 2097152", NAME, &path)
         .output()
         .expect("run the child");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let outcome = stdout
         .lines()
-        .find_map(|l| l.split_once("@cimg ").map(|(_, o)| o.to_string()));
+        .find_map(|l| protocol_line(l).map(str::to_string));
     println!(
         "largest chunk count ({} bytes): child {}, {outcome:?}",
         f.b.len(),
@@ -2899,7 +2504,7 @@ fn refresh_never_moves_to_a_commit_open_rejected() {
     let mut b = fs::read(&path).unwrap();
     let newest = newest_commit(&b);
     // The other page: a copy of the newest slot, one generation newer, nothing durable.
-    let (from, to) = (newest.page * PAGE, (1 - newest.page) * PAGE);
+    let (from, to) = (newest.page * SLOT_PAGE, (1 - newest.page) * SLOT_PAGE);
     b.copy_within(from..from + SLOT_LEN, to);
     put64(&mut b, to + 16, newest.generation + 1);
     put64(&mut b, to + 40, REGION_START as u64);

@@ -38,12 +38,19 @@ use std::io;
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use compressed_image::{AnyChannel, Backend, Channel, Durability, Error, Image, Result, Settings};
 use serde_json::{Value, json};
+
+mod common;
+
+use common::fault::{self, EIO, ENOSPC, Failure, Fault, Op, Torn};
+use common::format::{SLOT_LEN, SLOT_PAGE, SlotInfo, decode_slot, le64};
+use common::rng::Rng;
+use common::{long_run, panic_message};
 
 // ---------------------------------------------------------------------------------------
 // Configuration, randomness, scratch space
@@ -75,7 +82,7 @@ struct Config {
 fn config() -> &'static Config {
     static CONFIG: OnceLock<Config> = OnceLock::new();
     CONFIG.get_or_init(|| {
-        let long = std::env::var("CIMG_LONG").is_ok_and(|v| v == "1");
+        let long = long_run();
         let seed = std::env::var("CIMG_SEED")
             .ok()
             .and_then(|s| s.parse().ok())
@@ -112,35 +119,10 @@ fn config() -> &'static Config {
     })
 }
 
-/// xorshift64*: small, seeded, reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng((seed ^ 0xD1B5_4A32_D192_ED03).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in `0..n` (`n > 0`).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    /// True with probability `num / den`.
-    fn chance(&mut self, num: u64, den: u64) -> bool {
-        self.next() % den < num
-    }
-    fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            let j = self.below(i + 1);
-            v.swap(i, j);
-        }
-    }
+/// The sweeps' generator: the shared one, its seed salted so that every figure of earlier
+/// runs stays reproducible.
+fn seeded_rng(seed: u64) -> Rng {
+    Rng::new(seed ^ 0xD1B5_4A32_D192_ED03)
 }
 
 /// A scratch directory: `CIMG_SCRATCH` if set, else tmpfs when there is one (power loss
@@ -171,16 +153,6 @@ fn digest(bytes: &[u8]) -> u64 {
     h.finish()
 }
 
-fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic".to_string()
-    }
-}
-
 /// Failures collected over a whole sweep, so that one run reports all of them.
 #[derive(Default)]
 struct Failures {
@@ -203,51 +175,6 @@ impl Failures {
             self.shown.join("\n")
         );
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// File format bits the tests read on their own (SPEC §3)
-// ---------------------------------------------------------------------------------------
-
-const SLOT_PAGE: usize = 4096;
-const SLOT_LEN: usize = 256;
-const MAGIC: [u8; 8] = *b"\x89CIM\r\n\x1a\n";
-
-/// CRC-32/IEEE, bitwise.
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
-    }
-    !crc
-}
-
-fn le64(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct SlotInfo {
-    generation: u64,
-    committed_end: u64,
-    durable_end: u64,
-    catalog_offset: u64,
-}
-
-/// The slot of `page` if its magic and CRC hold.
-fn decode_slot(file: &[u8], page: usize) -> Option<SlotInfo> {
-    let s = file.get(page * SLOT_PAGE..page * SLOT_PAGE + SLOT_LEN)?;
-    let crc = u32::from_le_bytes(s[252..256].try_into().expect("4 bytes"));
-    (s[..8] == MAGIC && crc32(&s[..252]) == crc).then(|| SlotInfo {
-        generation: le64(s, 16),
-        committed_end: le64(s, 32),
-        durable_end: le64(s, 40),
-        catalog_offset: le64(s, 48),
-    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -350,7 +277,7 @@ impl Workload {
     fn bits(&self, d: Data, n: usize, salt: u64) -> Vec<u32> {
         match d {
             Data::Noise(seed) => {
-                let mut r = Rng::new(seed ^ salt.wrapping_mul(0x0100_0000_01B3));
+                let mut r = seeded_rng(seed ^ salt.wrapping_mul(0x0100_0000_01B3));
                 (0..n).map(|_| r.next() as u32).collect()
             }
             Data::Ramp(seed) => (0..n)
@@ -742,7 +669,7 @@ fn random_step(rng: &mut Rng, w: &Workload, s: &State, immediate: &mut bool, n: 
 
 fn random_workload(kind: Kind, seed: u64, steps: usize) -> Workload {
     let long = config().long;
-    let mut rng = Rng::new(seed);
+    let mut rng = seeded_rng(seed);
     let (width, height, rows) = match (kind, long) {
         (Kind::Channel, false) => (64, 250, 32),
         (Kind::Channel, true) => (96, 400, 24),
@@ -1561,7 +1488,7 @@ fn check_caught(
     catch_unwind(AssertUnwindSafe(|| {
         check_image(rec, path, bytes, b, exact, recovery.0, recovery.1)
     }))
-    .unwrap_or_else(|p| Err(format!("panic: {}", panic_text(&*p))))
+    .unwrap_or_else(|p| Err(format!("panic: {}", panic_message(&*p))))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1769,7 +1696,7 @@ fn power_loss_sweep(kind: Kind) {
         let mut sweep = Sweep {
             rec: &rec,
             file: dir.path().join(format!("{}-crash.cimg", w.name)),
-            rng: Rng::new(cfg.seed ^ digest(w.name.as_bytes())),
+            rng: seeded_rng(cfg.seed ^ digest(w.name.as_bytes())),
             seen: HashSet::new(),
             stats: SweepStats::default(),
             failures: Failures::default(),
@@ -1924,7 +1851,7 @@ fn power_loss_while_restarting_after_a_process_crash_opens_a_valid_commit() {
     for kind in [Kind::Channel, Kind::Image] {
         for w in workloads(kind) {
             let rec = record(&w, dir.path());
-            let mut rng = Rng::new(cfg.seed ^ 0x0A11 ^ digest(w.name.as_bytes()));
+            let mut rng = seeded_rng(cfg.seed ^ 0x0A11 ^ digest(w.name.as_bytes()));
             let mut ks: Vec<usize> = (1..=rec.log.len())
                 .filter(|&k| rec.instances_at(k) == [0] && !rec.point(0, k).pending.is_empty())
                 .collect();
@@ -1934,7 +1861,7 @@ fn power_loss_while_restarting_after_a_process_crash_opens_a_valid_commit() {
                 let mut sweep = Sweep {
                     rec: &rec2,
                     file: dir.path().join(format!("{}-restart-crash.cimg", w.name)),
-                    rng: Rng::new(cfg.seed ^ k as u64),
+                    rng: seeded_rng(cfg.seed ^ k as u64),
                     seen: HashSet::new(),
                     stats: SweepStats::default(),
                     failures: Failures::default(),
@@ -2138,7 +2065,7 @@ fn recovery_does_not_launder_a_torn_slot() {
                 let result = catch_unwind(AssertUnwindSafe(|| {
                     check_torn_slot(&rec, &file, &img, &b, torn_gen, page)
                 }))
-                .unwrap_or_else(|p| Err(format!("panic: {}", panic_text(&*p))));
+                .unwrap_or_else(|p| Err(format!("panic: {}", panic_message(&*p))));
                 match result {
                     Ok(marker) => overwritten += usize::from(marker),
                     Err(m) => failures.push(format!("{what}: {m}")),
@@ -2161,13 +2088,6 @@ fn recovery_does_not_launder_a_torn_slot() {
 // ---------------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FOp {
-    Write = 0,
-    SetLen = 1,
-    Sync = 2,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FErr {
     /// EIO, nothing written.
     Eio,
@@ -2180,8 +2100,8 @@ enum FErr {
 impl FErr {
     fn errno(self) -> i32 {
         match self {
-            FErr::Eio => 5,
-            FErr::Enospc | FErr::Short => 28,
+            FErr::Eio => EIO,
+            FErr::Enospc | FErr::Short => ENOSPC,
         }
     }
 }
@@ -2190,117 +2110,31 @@ impl FErr {
 /// mutating call.
 #[derive(Debug, Clone, Copy)]
 struct Plan {
-    op: FOp,
+    op: Op,
     k: usize,
     err: FErr,
     forever: bool,
 }
 
-struct FaultCtl {
-    plan: Option<Plan>,
-    counts: [AtomicUsize; 3],
-    fired: AtomicBool,
-    fired_inst: AtomicUsize,
-    insts: AtomicUsize,
-    injected: AtomicUsize,
-}
-
-impl FaultCtl {
-    fn new(plan: Option<Plan>) -> Arc<FaultCtl> {
-        Arc::new(FaultCtl {
-            plan,
-            counts: Default::default(),
-            fired: AtomicBool::new(false),
-            fired_inst: AtomicUsize::new(usize::MAX),
-            insts: AtomicUsize::new(0),
-            injected: AtomicUsize::new(0),
-        })
-    }
-    fn fired(&self) -> bool {
-        self.fired.load(SeqCst)
-    }
-    fn counts(&self) -> [usize; 3] {
-        [0, 1, 2].map(|i| self.counts[i].load(SeqCst))
-    }
-    /// Count a call; the error to return, if it fails.
-    fn hit(&self, op: FOp, inst: usize) -> Option<FErr> {
-        let n = self.counts[op as usize].fetch_add(1, SeqCst);
-        let plan = self.plan?;
-        let fail = if self.fired() {
-            plan.forever
-        } else if plan.op == op && plan.k == n {
-            self.fired.store(true, SeqCst);
-            self.fired_inst.store(inst, SeqCst);
-            true
-        } else {
-            false
-        };
-        fail.then(|| {
-            self.injected.fetch_add(1, SeqCst);
-            plan.err
-        })
-    }
-}
-
-struct Faulty {
-    inner: Box<dyn Backend>,
-    inst: usize,
-    ctl: Arc<FaultCtl>,
-}
-
-impl Backend for Faulty {
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.inner.read_exact_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        match self.ctl.hit(FOp::Write, self.inst) {
-            Some(e) => {
-                if e == FErr::Short && buf.len() > 1 {
-                    self.inner.write_all_at(&buf[..buf.len() / 2], offset)?;
-                }
-                Err(io::Error::from_raw_os_error(e.errno()))
-            }
-            None => self.inner.write_all_at(buf, offset),
+impl Plan {
+    /// The fault that carries out this plan.
+    fn fault(self) -> fault::Target {
+        fault::Target {
+            op: self.op,
+            k: self.k,
+            failure: Failure::Errno(self.err.errno()),
+            torn: if self.err == FErr::Short {
+                Torn::Half
+            } else {
+                Torn::Nothing
+            },
+            forever: self.forever,
         }
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        match self.ctl.hit(FOp::SetLen, self.inst) {
-            Some(e) => Err(io::Error::from_raw_os_error(e.errno())),
-            None => self.inner.set_len(len),
-        }
-    }
-    fn sync(&self) -> io::Result<()> {
-        match self.ctl.hit(FOp::Sync, self.inst) {
-            Some(e) => Err(io::Error::from_raw_os_error(e.errno())),
-            None => self.inner.sync(),
-        }
-    }
-}
-
-fn faulty(
-    ctl: &Arc<FaultCtl>,
-) -> impl Fn(Box<dyn Backend>) -> Box<dyn Backend> + Send + Sync + 'static {
-    let ctl = ctl.clone();
-    move |inner| -> Box<dyn Backend> {
-        Box::new(Faulty {
-            inner,
-            inst: ctl.insts.fetch_add(1, SeqCst),
-            ctl: ctl.clone(),
-        })
     }
 }
 
 fn expect_injected(e: &Error, plan: Plan) -> std::result::Result<(), String> {
-    match e {
-        Error::Io(io) if io.raw_os_error() == Some(plan.err.errno()) => Ok(()),
-        other => Err(format!(
-            "expected Error::Io with errno {}, got {other:?}",
-            plan.err.errno()
-        )),
-    }
+    plan.fault().check(e)
 }
 
 /// Temporary files (`.cimg-*`) left in `dir`.
@@ -2340,11 +2174,11 @@ fn run_fault(
 ) -> std::result::Result<[usize; 3], String> {
     let _ = fs::remove_file(path);
     fs::copy(base, path).map_err(|e| e.to_string())?;
-    let ctl = FaultCtl::new(plan);
+    let ctl = Fault::new(plan.map(Plan::fault));
     let n = w.steps.len();
     let clean = plan.is_none_or(|p| p.err != FErr::Short);
     let mut last_synced = 0;
-    let (lo, hi, exact) = match Target::open_with(w.kind, path, faulty(&ctl)) {
+    let (lo, hi, exact) = match Target::open_with(w.kind, path, fault::wrap(&ctl)) {
         Err(e) => {
             let plan = plan.ok_or_else(|| format!("fault-free open failed: {e}"))?;
             if !ctl.fired() {
@@ -2391,7 +2225,7 @@ fn run_fault(
                             // file): the old file is untouched and the handle keeps working
                             // on it. Observed: a failed compaction never poisons the handle,
                             // also when the fault is permanent and several compactions fail.
-                            if !fired_before && ctl.fired_inst.load(SeqCst) == 0 {
+                            if !fired_before && ctl.first_instance() == Some(0) {
                                 return Err("compaction failed in a call on the old file".into());
                             }
                             if fs::read(path).map_err(|e| e.to_string())? != old_file {
@@ -2449,7 +2283,7 @@ fn run_fault(
     if plan.is_some() && !ctl.fired() {
         return Err("the fault was never reached".into());
     }
-    stats.calls_failed += ctl.injected.load(SeqCst);
+    stats.calls_failed += ctl.failed_calls();
     let dir = path.parent().expect("a directory");
     let left = strays(dir);
     if !left.is_empty() {
@@ -2507,8 +2341,8 @@ fn io_error_countdown(kind: Kind) {
             );
         }
         let before = stats.runs;
-        for op in [FOp::Write, FOp::SetLen, FOp::Sync] {
-            let errs: &[FErr] = if op == FOp::Write {
+        for op in [Op::Write, Op::SetLen, Op::Sync] {
+            let errs: &[FErr] = if op == Op::Write {
                 &[FErr::Eio, FErr::Enospc, FErr::Short]
             } else {
                 &[FErr::Eio, FErr::Enospc]
@@ -2526,7 +2360,7 @@ fn io_error_countdown(kind: Kind) {
                         let r = catch_unwind(AssertUnwindSafe(|| {
                             run_fault(&w, &base, &path, &states, Some(plan), &mut stats)
                         }))
-                        .unwrap_or_else(|p| Err(format!("panic: {}", panic_text(&*p))));
+                        .unwrap_or_else(|p| Err(format!("panic: {}", panic_message(&*p))));
                         if let Err(m) = r {
                             failures.push(format!("{} {plan:?}: {m}", w.name));
                         }
@@ -2586,8 +2420,8 @@ fn check_open_fault(
 ) -> std::result::Result<(), String> {
     let w = &rec.w;
     write_image(file, img)?;
-    let ctl = FaultCtl::new(Some(plan));
-    match Target::open_with(w.kind, file, faulty(&ctl)) {
+    let ctl = Fault::new([plan.fault()]);
+    match Target::open_with(w.kind, file, fault::wrap(&ctl)) {
         Ok(_) => return Err("the open succeeded".into()),
         Err(e) => expect_injected(&e, plan)?,
     }
@@ -2597,7 +2431,7 @@ fn check_open_fault(
     // A failed fsync or a clean failed write changes nothing; a short write leaves half a
     // marker in the page that does not hold the chosen commit.
     let after = fs::read(file).map_err(|e| e.to_string())?;
-    if (plan.op == FOp::Sync || plan.err != FErr::Short) && after != img {
+    if (plan.op == Op::Sync || plan.err != FErr::Short) && after != img {
         return Err("a failed call changed the file".into());
     }
     for writable in [false, true, false] {
@@ -2633,7 +2467,7 @@ fn io_error_while_recovering_a_crashed_file_fails_the_open_and_keeps_the_commit(
         for w in workloads(kind) {
             let rec = record(&w, dir.path());
             let file = dir.path().join(format!("{}-reopen.cimg", w.name));
-            let mut rng = Rng::new(cfg.seed ^ 0x0FE4 ^ digest(w.name.as_bytes()));
+            let mut rng = seeded_rng(cfg.seed ^ 0x0FE4 ^ digest(w.name.as_bytes()));
             let mut ks: Vec<usize> = (0..=rec.log.len()).collect();
             rng.shuffle(&mut ks);
             // Crash images whose chosen commit is not yet marked durable.
@@ -2667,11 +2501,11 @@ fn io_error_while_recovering_a_crashed_file_fails_the_open_and_keeps_the_commit(
             for (k, img, o) in found {
                 images += 1;
                 for (op, err) in [
-                    (FOp::Sync, FErr::Eio),
-                    (FOp::Sync, FErr::Enospc),
-                    (FOp::Write, FErr::Eio),
-                    (FOp::Write, FErr::Enospc),
-                    (FOp::Write, FErr::Short),
+                    (Op::Sync, FErr::Eio),
+                    (Op::Sync, FErr::Enospc),
+                    (Op::Write, FErr::Eio),
+                    (Op::Write, FErr::Enospc),
+                    (Op::Write, FErr::Short),
                 ] {
                     for forever in [false, true] {
                         faults += 1;
@@ -2684,7 +2518,7 @@ fn io_error_while_recovering_a_crashed_file_fails_the_open_and_keeps_the_commit(
                         let r = catch_unwind(AssertUnwindSafe(|| {
                             check_open_fault(&rec, &file, &img, &o, plan)
                         }))
-                        .unwrap_or_else(|p| Err(format!("panic: {}", panic_text(&*p))));
+                        .unwrap_or_else(|p| Err(format!("panic: {}", panic_message(&*p))));
                         if let Err(m) = r {
                             failures.push(format!("{} crash point {k} {plan:?}: {m}", w.name));
                         }

@@ -9,47 +9,22 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use compressed_image::{
     AnyChannel, Backend, Channel, Dtype, Durability, Error, Image, MAX_CHUNK_BYTES, Result,
     Settings, f16,
 };
 
+mod common;
+
+use common::Digest;
+use common::fault::{Fault, INJECTED, Op, Target, assert_injected, wrap};
+use common::format::{SLOT_CRC_AT, SLOT_PAGE, crc32, seal_slot, slot_generation};
+use common::rng::noise;
+
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// Size of one slot page (SPEC §3).
-const SLOT_PAGE: usize = 4096;
-/// Bytes of a slot record covered by its CRC (SPEC §3).
-const SLOT_CRC_AT: usize = 252;
-
-/// CRC-32/IEEE, bitwise: reflected polynomial 0xEDB88320, init and final XOR 0xFFFFFFFF.
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
-    }
-    !crc
-}
-
-/// Deterministic incompressible bytes (xorshift64*).
-fn noise(seed: u64, n: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
-        })
-        .collect()
-}
 
 /// Compressible, but not constant, bytes.
 fn pattern(n: usize) -> Vec<u8> {
@@ -81,16 +56,6 @@ fn dir_entries(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-/// Bytes compared by value but printed as length and CRC, so failures stay readable.
-#[derive(PartialEq)]
-struct Digest(Vec<u8>);
-
-impl std::fmt::Debug for Digest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "<{} bytes, crc32 {:08x}>", self.0.len(), crc32(&self.0))
-    }
 }
 
 /// Everything observable about a channel's current commit.
@@ -143,19 +108,6 @@ fn find_all(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
         .filter(|(_, w)| *w == needle)
         .map(|(i, _)| i)
         .collect()
-}
-
-/// Generation stored in the slot of `page` (SPEC §3, offset 16).
-fn slot_generation(bytes: &[u8], page: usize) -> u64 {
-    let at = page * SLOT_PAGE + 16;
-    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
-}
-
-/// Recompute the CRC of the slot in `page` after its bytes were edited.
-fn fix_slot_crc(bytes: &mut [u8], page: usize) {
-    let start = page * SLOT_PAGE;
-    let crc = crc32(&bytes[start..start + SLOT_CRC_AT]);
-    bytes[start + SLOT_CRC_AT..start + SLOT_CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// A synced, closed channel file of 4 chunks of 128 KiB (u8, 1024 × 512), default settings.
@@ -955,7 +907,7 @@ fn future_major_version_is_unsupported_version() {
             let s = page * SLOT_PAGE;
             bytes[s + 8..s + 10].copy_from_slice(&major.to_le_bytes());
             bytes[s + 10..s + 12].copy_from_slice(&minor.to_le_bytes());
-            fix_slot_crc(&mut bytes, page);
+            seal_slot(&mut bytes, page);
         }
         assert_every_open_fails(
             &bad_path,
@@ -968,7 +920,7 @@ fn future_major_version_is_unsupported_version() {
     // A future major in one slot and a damaged other slot: still UnsupportedVersion.
     let mut bytes = good.clone();
     bytes[8..10].copy_from_slice(&2u16.to_le_bytes());
-    fix_slot_crc(&mut bytes, 0);
+    seal_slot(&mut bytes, 0);
     bytes[SLOT_PAGE + 100] ^= 0xFF;
     assert_every_open_fails(&bad_path, &bytes, |e| {
         matches!(e, Error::UnsupportedVersion { major: 2, minor: 0 })
@@ -1431,105 +1383,6 @@ fn writes_through_read_only_handles_are_read_only() {
 // Injected I/O failures (through the Backend seam)
 // ---------------------------------------------------------------------------------------
 
-const INJECTED: &str = "injected fault";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Write,
-    SetLen,
-    Sync,
-}
-
-/// Shared state of a fault-injecting backend: once armed, counts the calls of each
-/// mutating operation and fails the chosen one.
-struct Fault {
-    target: Option<(Op, usize)>,
-    armed: AtomicBool,
-    counts: [AtomicUsize; 3],
-    fired: AtomicBool,
-}
-
-impl Fault {
-    fn new(target: Option<(Op, usize)>) -> Arc<Fault> {
-        Arc::new(Fault {
-            target,
-            armed: AtomicBool::new(false),
-            counts: Default::default(),
-            fired: AtomicBool::new(false),
-        })
-    }
-    fn arm(&self) {
-        self.armed.store(true, Ordering::SeqCst);
-    }
-    fn count(&self, op: Op) -> usize {
-        self.counts[op as usize].load(Ordering::SeqCst)
-    }
-    fn fired(&self) -> bool {
-        self.fired.load(Ordering::SeqCst)
-    }
-    fn hit(&self, op: Op) -> io::Result<()> {
-        if !self.armed.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        let n = self.counts[op as usize].fetch_add(1, Ordering::SeqCst);
-        if self.target == Some((op, n)) {
-            self.fired.store(true, Ordering::SeqCst);
-            return Err(io::Error::other(INJECTED));
-        }
-        Ok(())
-    }
-}
-
-/// Delegates to the production backend, failing the call `Fault` picks (without doing it).
-struct Failing {
-    inner: Box<dyn Backend>,
-    fault: Arc<Fault>,
-}
-
-impl Backend for Failing {
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.inner.read_exact_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.fault.hit(Op::Write)?;
-        self.inner.write_all_at(buf, offset)
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.fault.hit(Op::SetLen)?;
-        self.inner.set_len(len)
-    }
-    fn sync(&self) -> io::Result<()> {
-        self.fault.hit(Op::Sync)?;
-        self.inner.sync()
-    }
-}
-
-fn wrap(
-    fault: &Arc<Fault>,
-) -> impl Fn(Box<dyn Backend>) -> Box<dyn Backend> + Send + Sync + 'static {
-    let fault = fault.clone();
-    move |inner| -> Box<dyn Backend> {
-        Box::new(Failing {
-            inner,
-            fault: fault.clone(),
-        })
-    }
-}
-
-fn assert_injected(e: &Error, what: &str) {
-    match e {
-        Error::Io(io) => {
-            assert_eq!(io.kind(), io::ErrorKind::Other, "{what}");
-            assert!(io.to_string().contains(INJECTED), "{what}: {io}");
-        }
-        other => panic!("{what}: expected Error::Io, got {other:?}"),
-    }
-    assert!(e.to_string().contains(INJECTED), "{what}: {e}");
-}
-
 type Step<'a, H> = &'a dyn Fn(&H) -> Result;
 
 /// One fault-injection experiment on a file handle of type `H` whose observable state is `S`.
@@ -1565,7 +1418,7 @@ impl<H, S: PartialEq + std::fmt::Debug> Matrix<'_, H, S> {
         for op in [Op::Write, Op::SetLen, Op::Sync] {
             let path = dir.join(format!("{name}-measure.cimg"));
             fs::copy(base, &path).unwrap();
-            let fault = Fault::new(None);
+            let fault = Fault::disarmed([]);
             let h = (self.open)(&path, &fault);
             (self.setup)(&h).unwrap();
             fault.arm();
@@ -1577,7 +1430,7 @@ impl<H, S: PartialEq + std::fmt::Debug> Matrix<'_, H, S> {
                 let what = format!("{name}: {op:?} #{k} of {calls} fails");
                 let path = dir.join(format!("{name}-{op:?}-{k}.cimg"));
                 fs::copy(base, &path).unwrap();
-                let fault = Fault::new(Some((op, k)));
+                let fault = Fault::disarmed([Target::new(op, k)]);
                 let h = (self.open)(&path, &fault);
                 (self.setup)(&h).unwrap();
                 let before = (self.state)(&h);
@@ -1740,7 +1593,7 @@ fn the_fault_matrix_exercises_writes_set_len_and_sync() {
     let count = |setup: Step<'_, Channel<u8>>, act: Step<'_, Channel<u8>>| {
         let p = dir.path().join("probe.cimg");
         fs::copy(&base, &p).unwrap();
-        let fault = Fault::new(None);
+        let fault = Fault::disarmed([]);
         let c = open_failing_channel(&p, &fault);
         setup(&c).unwrap();
         fault.arm();
@@ -1770,12 +1623,12 @@ fn io_error_in_the_sync_of_open_fails_the_open_and_changes_nothing() {
     let dir = tempdir();
     let (path, data) = channel_file(dir.path(), "c.cimg");
     let bytes = fs::read(&path).unwrap();
-    let fault = Fault::new(Some((Op::Sync, 0)));
+    let fault = Fault::disarmed([Target::new(Op::Sync, 0)]);
     fault.arm();
     let e = err(AnyChannel::open_with_backend(&path, wrap(&fault)));
     assert!(fault.fired());
     assert_injected(&e, "sync during open");
-    let fault = Fault::new(Some((Op::Sync, 0)));
+    let fault = Fault::disarmed([Target::new(Op::Sync, 0)]);
     fault.arm();
     let e = err(Image::<u8>::open_with_backend(&path, wrap(&fault)));
     assert_injected(&e, "sync during image open");
@@ -1789,7 +1642,7 @@ fn io_error_in_the_sync_of_open_fails_the_open_and_changes_nothing() {
 fn io_error_in_the_sync_on_drop_is_ignored_and_the_commit_survives() {
     let dir = tempdir();
     let (path, _) = channel_file(dir.path(), "c.cimg");
-    let fault = Fault::new(Some((Op::Sync, 0)));
+    let fault = Fault::disarmed([Target::new(Op::Sync, 0)]);
     let c = open_failing_channel(&path, &fault);
     c.set_chunk(1, &noise(14, CHUNK)).unwrap();
     let contents = channel_contents(&c);

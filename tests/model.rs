@@ -36,6 +36,12 @@ use proptest::sample::Index;
 use proptest::test_runner::TestRunner;
 use serde_json::{Value, json};
 
+mod common;
+
+use common::format::{HEADER, REGION_START, align64};
+use common::model::{ImageChannel, ImageModel, uniform};
+use common::rng::Rng;
+
 // ---------------------------------------------------------------------------------------
 // Assertions that report through proptest (so failures shrink quietly)
 // ---------------------------------------------------------------------------------------
@@ -266,14 +272,6 @@ enum Edit {
     Touch,
 }
 
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 fn elem_bytes<T: Elem>(bits: u64) -> Vec<u8> {
     bits.to_le_bytes()[..size_of::<T>()].to_vec()
 }
@@ -286,12 +284,12 @@ fn from_bits<T: Elem>(bits: u64) -> T {
 fn gen_bytes<T: Elem>(data: &Data, n: usize, salt: u64) -> Vec<u8> {
     let size = size_of::<T>();
     let mut out = Vec::with_capacity(n * size);
-    let mut state = salt.wrapping_mul(0x2545_F491_4F6C_DD1D);
+    let salted = salt.wrapping_mul(0x2545_F491_4F6C_DD1D);
     match data {
         Data::Noise(seed) => {
-            state ^= seed;
+            let mut rng = Rng::new(salted ^ seed);
             for _ in 0..n {
-                out.extend_from_slice(&splitmix(&mut state).to_le_bytes()[..size]);
+                out.extend_from_slice(&rng.next().to_le_bytes()[..size]);
             }
         }
         Data::Smooth(seed) => {
@@ -301,9 +299,9 @@ fn gen_bytes<T: Elem>(data: &Data, n: usize, salt: u64) -> Vec<u8> {
             }
         }
         Data::Specials(seed) => {
-            state ^= seed;
+            let mut rng = Rng::new(salted ^ seed);
             for _ in 0..n {
-                let pick = splitmix(&mut state) as usize % T::SPECIALS.len();
+                let pick = rng.below(T::SPECIALS.len());
                 out.extend_from_slice(&elem_bytes::<T>(T::SPECIALS[pick]));
             }
         }
@@ -325,11 +323,6 @@ fn gen_bytes<T: Elem>(data: &Data, n: usize, salt: u64) -> Vec<u8> {
     out
 }
 
-/// Whether every element of `bytes` is bit-identical (the model's own lazy rule).
-fn uniform(bytes: &[u8], size: usize) -> bool {
-    bytes.chunks_exact(size).all(|e| e == &bytes[..size])
-}
-
 fn to_elems<T: Sample>(bytes: &[u8]) -> Vec<T> {
     let mut out = vec![zeroed::<T>(); bytes.len() / size_of::<T>()];
     bytemuck::cast_slice_mut::<T, u8>(&mut out).copy_from_slice(bytes);
@@ -343,15 +336,6 @@ fn as_bytes<T: Sample>(v: &[T]) -> &[u8] {
 fn zeroed<T: Sample>() -> T {
     bytemuck::Zeroable::zeroed()
 }
-
-fn align64(x: u64) -> u64 {
-    x.div_ceil(64) * 64
-}
-
-/// First byte after the slot pages (SPEC §3).
-const REGION_START: u64 = 8192;
-/// Record header length (SPEC §4).
-const RECORD_HEADER: u64 = 32;
 
 // ---------------------------------------------------------------------------------------
 // The model
@@ -401,78 +385,27 @@ fn sums(fixed: usize, items: &[Len]) -> BTreeSet<usize> {
     out
 }
 
-#[derive(Clone, Debug)]
-struct MChan {
-    /// Model identity (handles are matched to channels by it).
-    uid: u64,
-    settings: Settings,
-    rows: usize,
-    name: String,
-    chunks: Vec<Vec<u8>>,
-    lazy: Vec<bool>,
-    /// Share of `compressed_bytes`: one element for a lazy chunk, else the blob length,
-    /// as c-blosc2 compresses the chunk single-threaded and multi-threaded (the two may
-    /// differ by a few bytes; the library uses either).
-    stored: Vec<Len>,
-    /// Whether any chunk was ever written (only then does the file hold a chunk table).
-    has_table: bool,
-}
+/// Each chunk's share of `compressed_bytes`: one element for a lazy chunk, else the blob
+/// length, as c-blosc2 compresses the chunk single-threaded and multi-threaded (the two
+/// may differ by a few bytes; the library uses either).
+type Stored = Vec<Len>;
 
-#[derive(Clone, Debug)]
-struct Model {
-    width: usize,
-    height: usize,
-    size: usize,
-    channels: Vec<MChan>,
-    names_present: bool,
-    meta: Value,
-}
+/// A channel of the model, with its chunks' shares of `compressed_bytes`.
+type MChan = ImageChannel<Stored>;
+
+type Model = ImageModel<Stored>;
 
 impl Model {
-    fn num_chunks(&self, pos: usize) -> usize {
-        self.height.div_ceil(self.channels[pos].rows)
-    }
-
-    fn chunk_elems(&self, pos: usize, index: usize) -> usize {
-        let rows = self.channels[pos].rows;
-        rows.min(self.height - index * rows) * self.width
-    }
-
-    fn find(&self, uid: u64) -> Option<&MChan> {
-        self.channels.iter().find(|c| c.uid == uid)
-    }
-
-    /// A lazy channel whose every element has the bits `fill`.
-    fn lazy_channel(
-        &self,
-        uid: u64,
-        settings: Settings,
-        rows: usize,
-        name: String,
-        fill: u64,
-    ) -> MChan {
-        let n = self.height.div_ceil(rows);
-        let e = fill.to_le_bytes()[..self.size].to_vec();
-        let chunks = (0..n)
-            .map(|i| e.repeat(rows.min(self.height - i * rows) * self.width))
-            .collect();
-        MChan {
-            uid,
-            settings,
-            rows,
-            name,
-            chunks,
-            lazy: vec![true; n],
-            stored: vec![(self.size, self.size); n],
-            has_table: false,
-        }
+    /// The shares of a lazy channel: one element per chunk.
+    fn lazy_stored(&self, rows: usize) -> Stored {
+        vec![(self.size, self.size); self.height.div_ceil(rows)]
     }
 
     /// The possible live byte counts as SPEC §12 defines them: the catalog, the metadata,
     /// every table and every blob the commit references, each rounded up to 64 bytes with
     /// its header.
     fn live_bytes(&self) -> BTreeSet<usize> {
-        let rec = |payload: usize| align64(RECORD_HEADER + payload as u64) as usize;
+        let rec = |payload: usize| align64(HEADER + payload);
         let names: usize = self.channels.iter().map(|c| c.name.len()).sum();
         let mut fixed = rec(64 + 64 * self.channels.len() + names);
         if !self.meta.is_null() {
@@ -483,7 +416,7 @@ impl Model {
             if c.has_table {
                 fixed += rec(32 * c.chunks.len());
             }
-            for (lazy, (serial, parallel)) in c.lazy.iter().zip(&c.stored) {
+            for (lazy, (serial, parallel)) in c.lazy.iter().zip(&c.extra) {
                 if !lazy {
                     blobs.push((rec(*serial), rec(*parallel)));
                 }
@@ -1090,10 +1023,10 @@ fn check_channel<T: Elem>(c: &Channel<T>, mc: &MChan, m: &Model, what: &str) -> 
     expect_err!(c.chunk_elems_at(n), Error::IndexOutOfRange { .. }, "{what}");
     let stored = c.compressed_bytes().ctx(what)?;
     ensure!(
-        sums(0, &mc.stored).contains(&stored),
+        sums(0, &mc.extra).contains(&stored),
         "{what}: compressed_bytes is {stored}, expected a total of {:?} (lazy {:?}; a lazy \
          chunk counts {size} bytes, a blob its length single- or multi-threaded)",
-        mc.stored,
+        mc.extra,
         mc.lazy
     );
     let all = c.get_decompressed().ctx(what)?;
@@ -1103,14 +1036,16 @@ fn check_channel<T: Elem>(c: &Channel<T>, mc: &MChan, m: &Model, what: &str) -> 
     same_bytes(as_bytes(&rows), &whole, &format!("{what}: read_rows"))?;
     // A few row windows, chosen by the contents (so a replay reads the same ones).
     let row_bytes = m.width * size;
-    let mut state = mc.uid
-        ^ mc.chunks
-            .iter()
-            .map(|c| u64::from(c[0]) + c.len() as u64)
-            .sum::<u64>();
+    let mut rng = Rng::new(
+        mc.uid
+            ^ mc.chunks
+                .iter()
+                .map(|c| u64::from(c[0]) + c.len() as u64)
+                .sum::<u64>(),
+    );
     for _ in 0..4 {
-        let first = splitmix(&mut state) as usize % m.height;
-        let count = 1 + splitmix(&mut state) as usize % (m.height - first);
+        let first = rng.below(m.height);
+        let count = 1 + rng.below(m.height - first);
         let mut out = vec![zeroed::<T>(); count * m.width];
         c.read_rows(first, &mut out).ctx(what)?;
         same_bytes(
@@ -1206,7 +1141,7 @@ fn check_view<T: Elem>(v: &View<'_, T>, what: &str) -> TestResult {
                 }
                 let stored = c.compressed_bytes().ctx(&what)?;
                 ensure!(
-                    sums(0, &mc.stored).contains(&stored),
+                    sums(0, &mc.extra).contains(&stored),
                     "{what}: compressed_bytes {stored}"
                 );
             }
@@ -1233,7 +1168,7 @@ fn check_view<T: Elem>(v: &View<'_, T>, what: &str) -> TestResult {
         .sum();
     ensure_eq!(
         s.live_bytes + s.dead_bytes,
-        align64(s.committed_end) - REGION_START,
+        (align64(s.committed_end as usize) - REGION_START) as u64,
         "{what}: stats {s:?}"
     );
     ensure_eq!(s.blob_chunks + s.fill_chunks, total, "{what}: stats {s:?}");
@@ -1473,12 +1408,8 @@ impl<T: Elem> Harness<T> {
     /// Record in the model that chunk `index` of channel `pos` now holds `bytes`.
     fn model_write(&mut self, pos: usize, index: usize, bytes: Vec<u8>) -> TestResult {
         let stored = self.stored_len(pos, index, &bytes)?;
-        let size = self.model.size;
-        let c = &mut self.model.channels[pos];
-        c.lazy[index] = uniform(&bytes, size);
-        c.stored[index] = stored;
-        c.chunks[index] = bytes;
-        c.has_table = true;
+        self.model.set_chunk(pos, index, &bytes);
+        self.model.channels[pos].extra[index] = stored;
         Ok(())
     }
 
@@ -1495,7 +1426,7 @@ impl<T: Elem> Harness<T> {
         for i in 0..self.model.num_chunks(pos) {
             if !self.model.channels[pos].lazy[i] {
                 let bytes = self.model.channels[pos].chunks[i].clone();
-                self.model.channels[pos].stored[i] = self.stored_len(pos, i, &bytes)?;
+                self.model.channels[pos].extra[i] = self.stored_len(pos, i, &bytes)?;
             }
         }
         Ok(uid)
@@ -1512,28 +1443,6 @@ impl<T: Elem> Harness<T> {
             .collect()
     }
 
-    fn data_channel(
-        &self,
-        uid: u64,
-        settings: Settings,
-        rows: usize,
-        name: String,
-        chunks: Vec<Vec<u8>>,
-    ) -> MChan {
-        let size = self.model.size;
-        let n = chunks.len();
-        MChan {
-            uid,
-            settings,
-            rows,
-            name,
-            lazy: chunks.iter().map(|c| uniform(c, size)).collect(),
-            chunks,
-            stored: vec![(size, size); n],
-            has_table: true,
-        }
-    }
-
     fn add(&mut self, spec: &AddSpec) -> TestResult {
         let m = &self.model;
         let (settings, rows) = spec.settings.build(m.width, m.height, m.size);
@@ -1547,7 +1456,11 @@ impl<T: Elem> Harness<T> {
                     .img()
                     .add_channel(&data, name, settings)
                     .ctx("add_channel")?;
-                let mc = self.data_channel(uid, settings, rows, name.unwrap_or("").into(), chunks);
+                let name = name.unwrap_or("").into();
+                let stored = self.model.lazy_stored(rows);
+                let mc = self
+                    .model
+                    .data_channel(uid, settings, rows, name, chunks, stored);
                 (handle, mc)
             }
             AddContent::Lazy(v) => {
@@ -1562,6 +1475,7 @@ impl<T: Elem> Harness<T> {
                     rows,
                     name.unwrap_or("").into(),
                     bits & (u64::MAX >> (64 - 8 * self.model.size)),
+                    self.model.lazy_stored(rows),
                 );
                 (handle, mc)
             }
@@ -2482,17 +2396,6 @@ fn no_temp_files(dir: &Path, what: &str) -> TestResult {
     Ok(())
 }
 
-fn empty_model<T: Sample>(width: usize, height: usize) -> Model {
-    Model {
-        width,
-        height,
-        size: size_of::<T>(),
-        channels: Vec::new(),
-        names_present: false,
-        meta: Value::Null,
-    }
-}
-
 fn harness<T: Elem>(
     width: usize,
     height: usize,
@@ -2512,7 +2415,7 @@ fn harness<T: Elem>(
             target: None,
             held: Vec::new(),
             reader: None,
-            model: empty_model::<T>(width, height),
+            model: Model::new(width, height, size_of::<T>()),
             oracles: HashMap::new(),
             next_uid: 0,
             last_generation: 0,
@@ -2549,7 +2452,11 @@ fn run_image<T: Elem>(case: &ImageCase) -> TestResult {
             };
             let uid = h.new_uid();
             let name = names.get(k).copied().unwrap_or("").to_string();
-            chans.push(h.data_channel(uid, settings, rows, name, chunks));
+            let stored = h.model.lazy_stored(rows);
+            chans.push(
+                h.model
+                    .data_channel(uid, settings, rows, name, chunks, stored),
+            );
         }
         let data: Vec<Vec<T>> = chans
             .iter()
@@ -2595,7 +2502,14 @@ fn run_channel<T: Elem>(case: &ChannelCase) -> TestResult {
             .ctx("create channel")?;
             (
                 c,
-                h.data_channel(uid, settings, rows, String::new(), chunks),
+                h.model.data_channel(
+                    uid,
+                    settings,
+                    rows,
+                    String::new(),
+                    chunks,
+                    h.model.lazy_stored(rows),
+                ),
             )
         }
         Init::Full(v) => {
@@ -2608,8 +2522,14 @@ fn run_channel<T: Elem>(case: &ChannelCase) -> TestResult {
             .ctx("create full channel")?;
             (
                 c,
-                h.model
-                    .lazy_channel(uid, settings, rows, String::new(), bits),
+                h.model.lazy_channel(
+                    uid,
+                    settings,
+                    rows,
+                    String::new(),
+                    bits,
+                    h.model.lazy_stored(rows),
+                ),
             )
         }
         Init::Zeros => {
@@ -2620,7 +2540,14 @@ fn run_channel<T: Elem>(case: &ChannelCase) -> TestResult {
             .ctx("create zeros channel")?;
             (
                 c,
-                h.model.lazy_channel(uid, settings, rows, String::new(), 0),
+                h.model.lazy_channel(
+                    uid,
+                    settings,
+                    rows,
+                    String::new(),
+                    0,
+                    h.model.lazy_stored(rows),
+                ),
             )
         }
     };
