@@ -19,7 +19,7 @@ use crate::observe::{Access, Observed, compare, continue_writing, continued, ope
 /// must then neither panic nor leave a file that no longer opens. Every open afterwards
 /// must land on one of the commits the file held, with or without the session's change.
 #[test]
-pub fn a_slot_at_the_largest_generation_never_panics_and_never_makes_the_file_unreadable() {
+fn a_slot_at_the_largest_generation_never_panics_and_never_makes_the_file_unreadable() {
     let mut failures = Vec::new();
     for fx in [image_fixture(), channel_fixture()] {
         let mut f = Forge::new(&fx);
@@ -84,7 +84,7 @@ pub fn a_slot_at_the_largest_generation_never_panics_and_never_makes_the_file_un
 /// ranged read (`read_rows`, through `blosc2_getitem_ctx`) must not copy bytes from past
 /// the payload.
 #[test]
-pub fn a_memcpyed_flag_on_a_compressed_chunk_never_reads_past_the_payload() {
+fn a_memcpyed_flag_on_a_compressed_chunk_never_reads_past_the_payload() {
     let fx = image_fixture();
     let mut f = Forge::new(&fx);
     let (durable, _) = blob_entries(&fx);
@@ -155,7 +155,7 @@ pub fn a_memcpyed_flag_on_a_compressed_chunk_never_reads_past_the_payload() {
 /// the child only.
 #[cfg(target_os = "linux")]
 #[test]
-pub fn a_file_declaring_the_largest_chunk_count_opens_in_bounded_memory() {
+fn a_file_declaring_the_largest_chunk_count_opens_in_bounded_memory() {
     const NAME: &str =
         "edge_cases::a_file_declaring_the_largest_chunk_count_opens_in_bounded_memory";
     if let Some(path) = child_role(NAME) {
@@ -219,7 +219,7 @@ pub fn newest_commit(b: &[u8]) -> Commit {
 /// `open` rejects that slot and falls back, and a refresh of the fallback must not take it
 /// either (it once checked only blobs past the reader's own commit).
 #[test]
-pub fn refresh_never_moves_to_a_commit_open_rejected() {
+fn refresh_never_moves_to_a_commit_open_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.cimg");
     let data = ramp16(64 * 8, 3);
@@ -262,7 +262,7 @@ pub fn refresh_never_moves_to_a_commit_open_rejected() {
 /// Level 0 stores the chunk raw, so a damaged byte still decodes and shows which read
 /// trusted it.
 #[test]
-pub fn checksum_policy_decides_whether_later_reads_recheck_a_blob() {
+fn checksum_policy_decides_whether_later_reads_recheck_a_blob() {
     use compressed_image::ChecksumPolicy;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.cimg");

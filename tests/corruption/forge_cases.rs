@@ -643,7 +643,7 @@ pub fn blosc_header_cases(fx: &Fixture) -> Vec<(String, Expect, Edit)> {
 }
 
 #[test]
-pub fn forged_table_entries_are_refused() {
+fn forged_table_entries_are_refused() {
     for fx in [image_fixture(), channel_fixture()] {
         let cases = table_cases(&fx);
         run_forgeries(&fx, "table entries", cases);
@@ -651,7 +651,7 @@ pub fn forged_table_entries_are_refused() {
 }
 
 #[test]
-pub fn forged_overlapping_blobs_are_refused_or_reported() {
+fn forged_overlapping_blobs_are_refused_or_reported() {
     let fx = image_fixture();
     let cases = overlap_cases(&fx);
     assert!(
@@ -667,7 +667,7 @@ pub fn forged_overlapping_blobs_are_refused_or_reported() {
 }
 
 #[test]
-pub fn forged_catalogs_with_huge_counts_and_lengths_are_refused() {
+fn forged_catalogs_with_huge_counts_and_lengths_are_refused() {
     for fx in [image_fixture(), channel_fixture()] {
         let cases = catalog_cases(&fx);
         run_forgeries(&fx, "catalog", cases);
@@ -675,7 +675,7 @@ pub fn forged_catalogs_with_huge_counts_and_lengths_are_refused() {
 }
 
 #[test]
-pub fn forged_slots_with_huge_offsets_and_lengths_are_refused() {
+fn forged_slots_with_huge_offsets_and_lengths_are_refused() {
     for fx in [image_fixture(), channel_fixture()] {
         let cases = slot_cases(&fx);
         run_forgeries(&fx, "slot", cases);
@@ -683,7 +683,7 @@ pub fn forged_slots_with_huge_offsets_and_lengths_are_refused() {
 }
 
 #[test]
-pub fn forged_blosc2_headers_that_disagree_with_the_table_are_refused() {
+fn forged_blosc2_headers_that_disagree_with_the_table_are_refused() {
     for fx in [image_fixture(), channel_fixture()] {
         let cases = blosc_header_cases(&fx);
         run_forgeries(&fx, "blosc2 headers", cases);

@@ -397,12 +397,12 @@ pub fn bit_flip_sweep(fx: &Fixture) {
 }
 
 #[test]
-pub fn every_bit_flip_in_the_image_file_is_detected_or_harmless() {
+fn every_bit_flip_in_the_image_file_is_detected_or_harmless() {
     bit_flip_sweep(&image_fixture());
 }
 
 #[test]
-pub fn every_bit_flip_in_the_channel_file_is_detected_or_harmless() {
+fn every_bit_flip_in_the_channel_file_is_detected_or_harmless() {
     bit_flip_sweep(&channel_fixture());
 }
 
@@ -458,14 +458,14 @@ pub fn truncation_sweep(fx: &Fixture, lengths: &[usize]) {
 }
 
 #[test]
-pub fn the_channel_file_truncated_to_every_length_opens_at_a_commit_or_fails_typed() {
+fn the_channel_file_truncated_to_every_length_opens_at_a_commit_or_fails_typed() {
     let fx = channel_fixture();
     let lengths: Vec<usize> = (0..=fx.bytes.len()).collect();
     truncation_sweep(&fx, &lengths);
 }
 
 #[test]
-pub fn the_image_file_truncated_near_every_boundary_opens_at_a_commit_or_fails_typed() {
+fn the_image_file_truncated_near_every_boundary_opens_at_a_commit_or_fails_typed() {
     let fx = image_fixture();
     let len = fx.bytes.len();
     let mut lengths: BTreeSet<usize> = if long_run() {
@@ -521,7 +521,7 @@ pub fn junk_sweep(fx: &Fixture) {
 }
 
 #[test]
-pub fn junk_after_the_committed_end_is_never_read() {
+fn junk_after_the_committed_end_is_never_read() {
     junk_sweep(&image_fixture());
     junk_sweep(&channel_fixture());
 }
@@ -559,7 +559,7 @@ pub fn torn_tail_sweep(fx: &Fixture) {
 }
 
 #[test]
-pub fn a_torn_tail_falls_back_to_the_previous_commit() {
+fn a_torn_tail_falls_back_to_the_previous_commit() {
     torn_tail_sweep(&image_fixture());
     torn_tail_sweep(&channel_fixture());
 }

@@ -328,12 +328,12 @@ pub fn io_error_countdown(kind: Kind) {
 }
 
 #[test]
-pub fn io_error_at_every_call_of_channel_workloads_surfaces_poisons_and_keeps_a_valid_commit() {
+fn io_error_at_every_call_of_channel_workloads_surfaces_poisons_and_keeps_a_valid_commit() {
     io_error_countdown(Kind::Channel);
 }
 
 #[test]
-pub fn io_error_at_every_call_of_image_workloads_surfaces_poisons_and_keeps_a_valid_commit() {
+fn io_error_at_every_call_of_image_workloads_surfaces_poisons_and_keeps_a_valid_commit() {
     io_error_countdown(Kind::Image);
 }
 
@@ -386,7 +386,7 @@ pub fn check_open_fault(
 /// marker. If that fsync or that write fails, the open returns `Error::Io` and the file
 /// still opens afterwards, at the same commit.
 #[test]
-pub fn io_error_while_recovering_a_crashed_file_fails_the_open_and_keeps_the_commit() {
+fn io_error_while_recovering_a_crashed_file_fails_the_open_and_keeps_the_commit() {
     let cfg = config();
     let dir = scratch();
     let mut images = 0;

@@ -276,12 +276,12 @@ pub fn power_loss_sweep(kind: Kind) {
 }
 
 #[test]
-pub fn power_loss_at_every_io_of_channel_workloads_opens_a_valid_commit() {
+fn power_loss_at_every_io_of_channel_workloads_opens_a_valid_commit() {
     power_loss_sweep(Kind::Channel);
 }
 
 #[test]
-pub fn power_loss_at_every_io_of_image_workloads_opens_a_valid_commit() {
+fn power_loss_at_every_io_of_image_workloads_opens_a_valid_commit() {
     power_loss_sweep(Kind::Image);
 }
 
@@ -367,7 +367,7 @@ pub fn restart(rec: &Rec, k: usize, dir: &Path, seed: u64) -> (Rec, usize) {
 /// restart's fsync makes the crashed process's writes durable, so from then on the file
 /// opens at the commit the restart found or at the restart's own commit.
 #[test]
-pub fn power_loss_while_restarting_after_a_process_crash_opens_a_valid_commit() {
+fn power_loss_while_restarting_after_a_process_crash_opens_a_valid_commit() {
     let cfg = config();
     let started = Instant::now();
     let dir = scratch();
@@ -431,7 +431,7 @@ pub fn power_loss_while_restarting_after_a_process_crash_opens_a_valid_commit() 
 /// and the records past the old length did not, so the slot's `committed_end` lies past
 /// the end of the file. The open must fall back to an older commit.
 #[test]
-pub fn slot_past_the_end_of_a_file_whose_growth_was_lost_falls_back() {
+fn slot_past_the_end_of_a_file_whose_growth_was_lost_falls_back() {
     let dir = scratch();
     let mut cases = 0;
     let mut failures = Failures::default();
@@ -551,7 +551,7 @@ pub fn check_torn_slot(
 /// open leaves the torn page as it is or overwrites it with a marker of the commit it
 /// accepted, never with the torn slot under a fresh CRC.
 #[test]
-pub fn recovery_does_not_launder_a_torn_slot() {
+fn recovery_does_not_launder_a_torn_slot() {
     let dir = scratch();
     let mut cases = 0;
     let mut overwritten = 0;

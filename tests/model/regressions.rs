@@ -31,7 +31,7 @@ pub fn chunk0_len_in_fresh_thread(settings: Settings, after_short_chunk: bool) -
 /// shorter input back in as the requested one, so after a short last chunk every later
 /// chunk with the same settings is cut into blocks of that size.)
 #[test]
-pub fn compressed_size_does_not_depend_on_earlier_chunks() {
+fn compressed_size_does_not_depend_on_earlier_chunks() {
     for block in [0, 32 * 1024] {
         let settings = Settings::default()
             .block_size(block)
@@ -52,7 +52,7 @@ pub fn compressed_size_does_not_depend_on_earlier_chunks() {
 /// decodes the last block of a multi-block range straight into the start of the output
 /// when that block's length equals the requested length, overwriting the rows before it.)
 #[test]
-pub fn read_rows_across_a_block_boundary() {
+fn read_rows_across_a_block_boundary() {
     // Default settings: one 64 KiB chunk of 16 rows, in 32 KiB blocks of 8 rows.
     let (w, h) = (1024, 16);
     let data: Vec<f32> = (0..w * h).map(|i| (i / w) as f32).collect(); // row r holds r
