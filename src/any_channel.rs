@@ -532,13 +532,13 @@ pub(crate) fn decompress_channel(
                 run.chunks_mut(g.chunk_bytes())
                     .enumerate()
                     .try_for_each(|(i, part)| {
-                        read_chunk(&snap, pos, task * chunks_per_task + i, part, 1)
+                        read_chunk(snap, pos, task * chunks_per_task + i, part, 1)
                     })
             })
     } else {
         out.chunks_mut(g.chunk_bytes())
             .enumerate()
-            .try_for_each(|(index, part)| read_chunk(&snap, pos, index, part, threads))
+            .try_for_each(|(index, part)| read_chunk(snap, pos, index, part, threads))
     }
 }
 
@@ -558,9 +558,9 @@ pub(crate) fn read_rows_unchecked(
         let index = row / g.rows_per_chunk();
         let start_row = row - g.chunk_start_row(index);
         if start_row == 0 && part.len() == g.chunk_bytes_at(index) {
-            read_chunk(&snap, pos, index, part, threads)?;
+            read_chunk(snap, pos, index, part, threads)?;
         } else {
-            read_chunk_part(&snap, pos, index, start_row * g.width(), part, threads)?;
+            read_chunk_part(snap, pos, index, start_row * g.width(), part, threads)?;
         }
         row += part.len() / row_bytes;
     }
