@@ -70,7 +70,7 @@ impl Fixture {
     fn create_file(&self, path: &Path) -> Channel<f32> {
         let c = Channel::create(path, &self.data, SIDE, SIDE, Settings::default())
             .expect("create channel file");
-        assert_eq!(c.num_chunks().unwrap(), self.num_chunks);
+        assert_eq!(c.num_chunks(), self.num_chunks);
         c
     }
 }
@@ -98,7 +98,7 @@ fn bench_get_chunk(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("get_chunk.cimg");
     drop(fx.create_file(&path)); // dropping the writer syncs the file
-    let mut channel = Channel::<f32>::open_read_only(&path).unwrap();
+    let channel = Channel::<f32>::open_read_only(&path).unwrap();
     channel.set_threads(1).unwrap();
 
     // The same chunks, compressed by c-blosc2 directly with the crate's parameters.
@@ -193,7 +193,7 @@ fn bench_get_decompressed(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(fx.total_bytes()));
     slow(&mut group);
     for threads in [1, 2] {
-        let mut channel = reader.clone();
+        let channel = reader.clone();
         channel.set_threads(threads).unwrap();
         // Allocates and returns the 64 MiB vector; its drop is not timed.
         group.bench_function(format!("threads_{threads}"), |b| {
@@ -260,7 +260,7 @@ fn bench_set_chunk(c: &mut Criterion) {
     // rewrite). After each sample the file is synced, untimed, so dirty pages from one sample
     // are not written back during the next: the timed part is compress + append + commit.
     {
-        let mut channel = fx.create_file(&dir.path().join("commit.cimg"));
+        let channel = fx.create_file(&dir.path().join("commit.cimg"));
         channel.set_threads(1).unwrap();
         group.bench_function("commit_each_1t", |b| {
             b.iter_custom(|iters| {
@@ -275,7 +275,7 @@ fn bench_set_chunk(c: &mut Criterion) {
         });
     }
     {
-        let mut channel = fx.create_file(&dir.path().join("batch.cimg"));
+        let channel = fx.create_file(&dir.path().join("batch.cimg"));
         channel.set_threads(1).unwrap();
         group.bench_function("one_batch_1t", |b| {
             b.iter_custom(|iters| {
@@ -300,7 +300,7 @@ fn bench_set_chunk(c: &mut Criterion) {
     let mut group = c.benchmark_group("sync_after_rewrite");
     group.throughput(Throughput::Bytes(fx.total_bytes()));
     slow(&mut group);
-    let mut channel = fx.create_file(&dir.path().join("sync.cimg"));
+    let channel = fx.create_file(&dir.path().join("sync.cimg"));
     channel.set_threads(1).unwrap();
     channel.sync().unwrap();
     group.bench_function("sync", |b| {
@@ -329,7 +329,7 @@ fn bench_open(c: &mut Criterion) {
         let writer =
             Channel::<f32>::create_full(&path, BIG_SIDE, BIG_SIDE, 0.0, Settings::default())
                 .unwrap();
-        let g = writer.geometry().unwrap();
+        let g = writer.geometry();
         assert_eq!(g.num_chunks(), 256);
         let mut batch = writer.batch().unwrap();
         for i in (0..g.num_chunks()).step_by(BIG_STRIDE) {
@@ -371,9 +371,9 @@ fn bench_one_row(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rows.cimg");
     drop(fx.create_file(&path));
-    let mut channel = Channel::<f32>::open_read_only(&path).unwrap();
+    let channel = Channel::<f32>::open_read_only(&path).unwrap();
     channel.set_threads(1).unwrap();
-    let g = channel.geometry().unwrap();
+    let g = channel.geometry();
     // A row in the middle of chunk 5.
     let chunk = 5;
     let row = g.chunk_start_row(chunk) + g.rows_per_chunk() / 2 + 3;

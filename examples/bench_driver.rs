@@ -5,12 +5,15 @@
 //!
 //! ```text
 //! bench_driver worker --system S --data PATH.raw --width W --height H --dtype f32|f16|u8|u32
-//!                     --metric M --reps N --workdir DIR
+//!                     --metric M --threads N --reps R --workdir DIR
 //! ```
 //!
 //! Every system uses the crate's default settings (LZ4 level 9, byte shuffle, 32 KiB blocks,
-//! chunks of whole scanlines up to 4 MiB). Reads of all chunks and random reads use one
-//! thread; construction, whole-channel decompression and rewrites use every core.
+//! chunks of whole scanlines up to 4 MiB) and `--threads` threads: `set_threads(n)` on every
+//! channel handle, `n` threads in the raw c-blosc2 contexts (`memcpy` has none). Constructors
+//! have no thread argument: they use every CPU the process may run on, which the harness
+//! limits to `n`. For the file-backed channel, `construct` and `rewrite` also report a
+//! `*_durable` time: the same work followed by `sync()`.
 
 #[path = "../benches/common/raw_blosc.rs"]
 mod raw_blosc;
@@ -38,15 +41,18 @@ struct Job {
     width: usize,
     height: usize,
     dtype: Dtype,
+    threads: usize,
     reps: usize,
     workdir: PathBuf,
 }
 
-/// One measurement's result: seconds (or bytes) per rep and free-form extras.
+/// One measurement's result: seconds (or bytes) per rep, free-form extras, and the values of
+/// metrics measured on the way (the durable variants), per rep.
 struct Outcome {
     unit: &'static str,
     values: Vec<f64>,
     extra: BTreeMap<&'static str, f64>,
+    also: BTreeMap<&'static str, Vec<f64>>,
 }
 
 impl Outcome {
@@ -55,6 +61,7 @@ impl Outcome {
             unit: "s",
             values,
             extra: BTreeMap::new(),
+            also: BTreeMap::new(),
         }
     }
 }
@@ -166,10 +173,8 @@ fn memcpy(job: &Job, src: &Source) -> Option<Outcome> {
 
 fn blosc2_raw(job: &Job, src: &Source) -> Option<Outcome> {
     let n = src.num_chunks();
-    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
-    let mut cctx = RawCtx::compressor(src.elem, threads);
-    let mut dctx1 = RawCtx::decompressor(1);
-    let mut dctx_all = RawCtx::decompressor(threads);
+    let mut cctx = RawCtx::compressor(src.elem, job.threads);
+    let mut dctx = RawCtx::decompressor(job.threads);
     let mut stored: Vec<Vec<u8>> = (0..n).map(|i| cctx.compress(src.chunk(i))).collect();
     let mut buf = vec![0u8; src.chunk_bytes];
     let mut values = Vec::new();
@@ -184,13 +189,13 @@ fn blosc2_raw(job: &Job, src: &Source) -> Option<Outcome> {
             }),
             "read_all" | "read_all_again" => time(|| {
                 for (i, c) in stored.iter().enumerate() {
-                    dctx1.decompress(c, &mut buf[..src.chunk(i).len()]);
+                    dctx.decompress(c, &mut buf[..src.chunk(i).len()]);
                 }
             }),
             "decompress" => time(|| {
                 let mut out = vec![0u8; src.len];
                 for (c, part) in stored.iter().zip(out.chunks_mut(src.chunk_bytes)) {
-                    dctx_all.decompress(c, part);
+                    dctx.decompress(c, part);
                 }
                 std::hint::black_box(out);
             }),
@@ -202,7 +207,7 @@ fn blosc2_raw(job: &Job, src: &Source) -> Option<Outcome> {
             "random" => median(
                 random_indices(n)
                     .into_iter()
-                    .map(|i| time(|| dctx1.decompress(&stored[i], &mut buf[..src.chunk(i).len()])))
+                    .map(|i| time(|| dctx.decompress(&stored[i], &mut buf[..src.chunk(i).len()])))
                     .collect(),
             ),
             _ => return None,
@@ -245,7 +250,7 @@ fn get_decompressed<T: Sample>(ch: AnyChannel) -> f64 {
 }
 
 fn read_all(ch: &AnyChannel, buf: &mut [u8]) {
-    for i in 0..ch.num_chunks().unwrap() {
+    for i in 0..ch.num_chunks() {
         let len = ch.chunk_size_at(i).unwrap();
         ch.get_chunk_bytes(i, &mut buf[..len]).unwrap();
     }
@@ -255,6 +260,12 @@ fn rewrite(ch: &AnyChannel, src: &Source) {
     for i in 0..src.num_chunks() {
         ch.set_chunk_bytes(i, src.chunk(i)).unwrap();
     }
+}
+
+/// `ch` working on `threads` threads.
+fn on_threads(ch: AnyChannel, threads: usize) -> AnyChannel {
+    ch.set_threads(threads).unwrap();
+    ch
 }
 
 /// A scratch channel file, removed with its lock file however the measurement ends.
@@ -277,16 +288,14 @@ fn cimg(job: &Job, src: &Source, file_backed: bool) -> Option<Outcome> {
     let path = scratch.0.clone();
     let file = file_backed.then_some(path.as_path());
     let mut extra = BTreeMap::new();
+    let mut also = BTreeMap::new();
     // A channel to read from: a fresh read-only handle on a file, or the anonymous one.
-    let reader = |threads: usize| -> AnyChannel {
-        let mut ch = match file {
+    let reader = || -> AnyChannel {
+        let ch = match file {
             Some(p) => AnyChannel::open_read_only(p).unwrap(),
             None => create_any(src, None, job),
         };
-        if threads > 0 {
-            ch.set_threads(threads).unwrap(); // 0: the default, every core
-        }
-        ch
+        on_threads(ch, job.threads)
     };
     if file.is_some() && job.metric != "construct" && job.metric != "lazy_rss" {
         drop(create_any(src, file, job)); // dropping the writer syncs
@@ -298,30 +307,35 @@ fn cimg(job: &Job, src: &Source, file_backed: bool) -> Option<Outcome> {
             "construct" => {
                 let mut ch = None;
                 let commit = time(|| ch = Some(create_any(src, file, job)));
-                let total = commit + time(|| ch.as_ref().unwrap().sync().unwrap());
-                extra.insert("without_sync_s", commit);
-                let bytes = ch.as_ref().unwrap().compressed_bytes().unwrap();
+                let ch = ch.unwrap();
+                if file.is_some() {
+                    let durable = commit + time(|| ch.sync().unwrap());
+                    also.entry("construct_durable")
+                        .or_insert_with(Vec::new)
+                        .push(durable);
+                }
+                let bytes = ch.compressed_bytes().unwrap();
                 extra.insert("compressed_bytes", bytes as f64);
                 drop(ch);
-                total
+                commit
             }
             "read_all" => {
-                let ch = reader(1);
+                let ch = reader();
                 time(|| read_all(&ch, &mut buf))
             }
             "read_all_again" => {
-                let ch = reader(1);
+                let ch = reader();
                 read_all(&ch, &mut buf);
                 time(|| read_all(&ch, &mut buf))
             }
             "read_all_every_crc" => {
-                let ch = reader(1);
+                let ch = reader();
                 ch.set_checksum_policy(ChecksumPolicy::EveryRead);
                 read_all(&ch, &mut buf);
                 time(|| read_all(&ch, &mut buf))
             }
             "decompress" => {
-                let ch = reader(0);
+                let ch = reader();
                 match job.dtype {
                     Dtype::F32 => get_decompressed::<f32>(ch),
                     Dtype::F16 => get_decompressed::<f16>(ch),
@@ -334,12 +348,18 @@ fn cimg(job: &Job, src: &Source, file_backed: bool) -> Option<Outcome> {
                     Some(p) => AnyChannel::open(p).unwrap(),
                     None => create_any(src, None, job),
                 };
+                let ch = on_threads(ch, job.threads);
                 let t = time(|| rewrite(&ch, src));
-                extra.insert("sync_after_s", time(|| ch.sync().unwrap()));
+                if file.is_some() {
+                    let durable = t + time(|| ch.sync().unwrap());
+                    also.entry("rewrite_durable")
+                        .or_insert_with(Vec::new)
+                        .push(durable);
+                }
                 t
             }
             "random" => {
-                let ch = reader(1);
+                let ch = reader();
                 median(
                     random_indices(src.num_chunks())
                         .into_iter()
@@ -355,7 +375,7 @@ fn cimg(job: &Job, src: &Source, file_backed: bool) -> Option<Outcome> {
                     .map(|_| {
                         time(|| {
                             let ch = AnyChannel::open_read_only(&path).unwrap();
-                            std::hint::black_box(ch.num_chunks().unwrap());
+                            std::hint::black_box(ch.num_chunks());
                         })
                     })
                     .collect();
@@ -364,7 +384,7 @@ fn cimg(job: &Job, src: &Source, file_backed: bool) -> Option<Outcome> {
             }
             "lazy_rss" if file.is_some() => return Some(lazy_rss(&path)),
             "size_rewrites" if file.is_some() => {
-                let ch = AnyChannel::open(&path).unwrap();
+                let ch = on_threads(AnyChannel::open(&path).unwrap(), job.threads);
                 for _ in 0..6 {
                     rewrite(&ch, src);
                 }
@@ -381,6 +401,7 @@ fn cimg(job: &Job, src: &Source, file_backed: bool) -> Option<Outcome> {
                     unit: "bytes",
                     values: vec![after],
                     extra,
+                    also,
                 });
             }
             _ => return None,
@@ -390,6 +411,7 @@ fn cimg(job: &Job, src: &Source, file_backed: bool) -> Option<Outcome> {
         unit: "s",
         values,
         extra,
+        also,
     })
 }
 
@@ -409,7 +431,7 @@ fn lazy_rss(path: &Path) -> Outcome {
     let baseline = rss_anon();
     let ch = Channel::<f32>::create_full(path, SIDE, SIDE, 0.0, Settings::default()).unwrap();
     let mut peak = rss_anon();
-    let g = ch.geometry().unwrap();
+    let g = ch.geometry();
     let mut set = 0;
     for i in (0..g.num_chunks()).step_by(10) {
         let rows = render::render_like_rows(SIDE, SIDE, g.chunk_start_row(i), g.chunk_rows(i));
@@ -428,6 +450,7 @@ fn lazy_rss(path: &Path) -> Outcome {
         unit: "bytes",
         values: vec![peak - baseline],
         extra,
+        also: BTreeMap::new(),
     }
 }
 
@@ -439,7 +462,7 @@ fn parse(args: &[String]) -> Result<Job, String> {
     if args.first().map(String::as_str) != Some("worker") {
         return Err(
             "usage: bench_driver worker --system S --data PATH --width W --height H \
-                    --dtype D --metric M --reps N --workdir DIR"
+                    --dtype D --metric M --threads N --reps R --workdir DIR"
                 .into(),
         );
     }
@@ -470,6 +493,10 @@ fn parse(args: &[String]) -> Result<Job, String> {
         width: num("width")?,
         height: num("height")?,
         dtype,
+        threads: match num("threads")? {
+            0 => return Err("--threads must be at least 1".into()),
+            n => n,
+        },
         reps: num("reps")?.max(1),
         workdir: get("workdir")?.into(),
     })
@@ -503,8 +530,8 @@ fn main() -> ExitCode {
             "skipped": "no such metric for this system",
         }),
         Some(o) => serde_json::json!({
-            "system": job.system, "metric": job.metric, "unit": o.unit,
-            "values": o.values, "extra": o.extra,
+            "system": job.system, "metric": job.metric, "threads": job.threads, "unit": o.unit,
+            "values": o.values, "extra": o.extra, "also": o.also,
         }),
     };
     println!("{line}");

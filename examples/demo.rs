@@ -77,17 +77,17 @@ fn writer(path: &Path) -> DemoResult {
     // 1. A lazy 4 GiB channel: every chunk is a fill entry, nothing is compressed.
     let t = Instant::now();
     let channel = Channel::<f32>::create_full(path, WIDTH, HEIGHT, FILL, Settings::default())?;
-    let rows = channel.chunk_elems()? / WIDTH;
+    let rows = channel.chunk_elems() / WIDTH;
     println!(
         "created {WIDTH} x {HEIGHT} f32 channel ({:.2} GiB logical) in {:.0?}: {} lazy chunks of {rows} rows ({:.0} MiB each)",
         logical_bytes() / GIB,
         t.elapsed(),
-        channel.num_chunks()?,
-        channel.chunk_size()? as f64 / MIB,
+        channel.num_chunks(),
+        channel.chunk_size() as f64 / MIB,
     );
 
     // 2. Edit a few chunks out of core: one chunk buffer, reused for writing and reading.
-    let mut buf = vec![0.0f32; channel.chunk_elems()?];
+    let mut buf = vec![0.0f32; channel.chunk_elems()];
     for index in EDITED {
         let t = Instant::now();
         let first_row = index * rows;
@@ -157,7 +157,7 @@ fn writer(path: &Path) -> DemoResult {
     println!(
         "peak RSS of this process: {} (one chunk is {:.0} MiB); total {:.1?}",
         peak_rss(),
-        channel.chunk_size()? as f64 / MIB,
+        channel.chunk_size() as f64 / MIB,
         start.elapsed(),
     );
     Ok(())
@@ -171,9 +171,9 @@ fn reader(path: &Path) -> DemoResult {
         "  [reader pid {}] opened read-only at generation {}: {} x {} f32, {} chunks",
         std::process::id(),
         s.generation,
-        channel.width()?,
-        channel.height()?,
-        channel.num_chunks()?,
+        channel.width(),
+        channel.height(),
+        channel.num_chunks(),
     );
     match Channel::<f32>::open(&path) {
         Err(Error::Locked { .. }) => {
@@ -182,8 +182,8 @@ fn reader(path: &Path) -> DemoResult {
         Ok(_) => return Err("a second writer was let in".into()),
         Err(e) => return Err(e.into()),
     }
-    let rows = channel.chunk_elems()? / WIDTH;
-    let mut buf = vec![0.0f32; channel.chunk_elems()?];
+    let rows = channel.chunk_elems() / WIDTH;
+    let mut buf = vec![0.0f32; channel.chunk_elems()];
     for index in EDITED {
         let chunk = &mut buf[..channel.chunk_elems_at(index)?];
         channel.get_chunk(index, chunk)?;

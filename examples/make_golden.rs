@@ -275,12 +275,7 @@ fn make_channel<T: Sample>(case: &Case, out: &Path) {
         settings,
     )
     .unwrap();
-    assert_eq!(
-        channel.num_chunks().unwrap(),
-        case.kinds.len(),
-        "{}",
-        case.file
-    );
+    assert_eq!(channel.num_chunks(), case.kinds.len(), "{}", case.file);
     for (index, kind) in case.kinds.iter().enumerate() {
         let n = channel.chunk_elems_at(index).unwrap();
         match *kind {

@@ -1,36 +1,58 @@
 //! [`AnyChannel`]: a channel handle whose element type is known at run time.
 //! [`Channel<T>`](crate::Channel) is a typed wrapper around it.
 
+use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
 use rayon::prelude::*;
 
 use crate::chunk_codec::{check_len, prepare_chunk, read_chunk, read_chunk_part};
-use crate::error::{Error, Result};
+use crate::error::{Argument, Error, Result};
 use crate::format::{Catalog, ChannelDesc, TableEntry};
 use crate::geometry::Geometry;
 use crate::io::Backend;
 use crate::sample::Dtype;
 use crate::settings::{Codec, Settings};
 use crate::store::{Access, Snapshot, Store, Txn, WrapBackend, no_wrap};
+use crate::threads::{ThreadCount, available_parallelism, chunk_parallelism};
 
 /// A handle to one channel of an open file, standalone or part of an image.
 ///
 /// Handles are cheap to clone and share the file: a write through one is seen by every
-/// other handle of the same file at once. A handle whose channel was removed from its
-/// image returns [`Error::ChannelRemoved`]. Methods take `&self`; writes are serialised
+/// other handle of the same file at once. Methods take `&self`; writes are serialised
 /// inside, reads run in parallel from any number of threads.
+///
+/// # Which methods can fail
+///
+/// A channel's element type, size, chunk layout and compression settings are fixed when
+/// it is created, so the accessors for them ([`dtype`](Self::dtype),
+/// [`geometry`](Self::geometry), [`width`](Self::width), [`height`](Self::height),
+/// [`codec`](Self::codec), [`level`](Self::level), [`block_size`](Self::block_size),
+/// [`settings`](Self::settings), [`num_chunks`](Self::num_chunks),
+/// [`chunk_size`](Self::chunk_size), [`chunk_elems`](Self::chunk_elems),
+/// [`uncompressed_size`](Self::uncompressed_size)) cannot fail and answer even after the
+/// channel was removed from its image. Per-chunk sizes
+/// ([`chunk_size_at`](Self::chunk_size_at), [`chunk_elems_at`](Self::chunk_elems_at))
+/// fail only for an index past the end. Everything that reads or writes the chunks or
+/// their table ([`get_chunk_bytes`](Self::get_chunk_bytes),
+/// [`set_chunk_bytes`](Self::set_chunk_bytes),
+/// [`compressed_bytes`](Self::compressed_bytes), [`is_lazy`](Self::is_lazy), …) returns
+/// [`Error::ChannelRemoved`] once the channel is gone.
 #[derive(Clone)]
 pub struct AnyChannel {
     pub(crate) store: Arc<Store>,
-    pub(crate) id: u32,
-    threads: usize,
+    /// The channel's descriptor as created: everything but its table and name, which are
+    /// left empty here because they change from commit to commit. Invariant: for a given
+    /// id, these fields are the same in every commit of the file.
+    desc: Arc<ChannelDesc>,
+    threads: ThreadCount,
 }
 
-/// Default thread count: the machine's parallelism.
-pub(crate) fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+impl fmt::Debug for AnyChannel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.debug_as("AnyChannel", f)
+    }
 }
 
 /// A fresh channel descriptor, checked.
@@ -59,12 +81,39 @@ pub(crate) fn new_desc(
 impl AnyChannel {
     crate::file_methods::file_methods!();
 
-    pub(crate) fn from_store(store: Arc<Store>, id: u32) -> AnyChannel {
+    /// A handle to the channel `desc` describes (as found in a commit of `store`), working
+    /// with `threads` threads.
+    pub(crate) fn from_desc(store: Arc<Store>, desc: &ChannelDesc, threads: usize) -> AnyChannel {
         AnyChannel {
             store,
-            id,
-            threads: default_threads(),
+            desc: Arc::new(ChannelDesc {
+                table: None,
+                name: String::new(),
+                ..desc.clone()
+            }),
+            threads: ThreadCount::from(threads),
         }
+    }
+
+    /// The channel's id in its file.
+    pub(crate) fn id(&self) -> u32 {
+        self.desc.id
+    }
+
+    /// The immutable part of the channel's descriptor (table and name are left empty).
+    pub(crate) fn desc(&self) -> &ChannelDesc {
+        &self.desc
+    }
+
+    /// `Debug` output under the type name `name`: what the handle is, not its internals.
+    pub(crate) fn debug_as(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
+            .field("path", &self.path())
+            .field("dtype", &self.dtype())
+            .field("width", &self.width())
+            .field("height", &self.height())
+            .field("num_chunks", &self.num_chunks())
+            .finish()
     }
 
     /// Create a channel file (at `path`, or an unlinked temporary file) whose chunks all
@@ -88,7 +137,11 @@ impl AnyChannel {
             channels: vec![desc],
         };
         let (store, temp) = Store::create(path, &catalog)?;
-        let channel = AnyChannel::from_store(Arc::new(store), 0);
+        let channel = AnyChannel::from_desc(
+            Arc::new(store),
+            &catalog.channels[0],
+            available_parallelism(),
+        );
         init(&channel)?;
         channel.store.finish_create(temp)?;
         Ok(channel)
@@ -121,16 +174,25 @@ impl AnyChannel {
 
     /// Open a channel file for reading and writing. The file must hold exactly one channel.
     ///
+    /// The file is memory-mapped. A program outside this library's protocol that
+    /// truncates or overwrites the file while it is open can make a read fault with
+    /// SIGBUS; writers following the protocol never do.
+    ///
     /// # Errors
     /// [`Error::Locked`] when another handle, in this or another process, writes the file;
     /// [`Error::NotACompressedImage`], [`Error::UnsupportedVersion`], [`Error::Corrupted`]
-    /// for files this library cannot read; I/O errors.
+    /// for files this library cannot read; [`Error::InvalidArgument`] for a file of several
+    /// channels; I/O errors.
     pub fn open(path: impl AsRef<Path>) -> Result<AnyChannel> {
         AnyChannel::open_checked(path.as_ref(), Access::ReadWrite, None, no_wrap())
     }
 
     /// Open a channel file read-only, at its newest commit. Any number of processes may do
     /// this while one writes; [`refresh`](Self::refresh) moves to newer commits.
+    ///
+    /// The file is memory-mapped. A program outside this library's protocol that
+    /// truncates or overwrites the file while it is open can make a read fault with
+    /// SIGBUS; writers following the protocol never do.
     ///
     /// # Errors
     /// As [`open`](Self::open), except that it is never locked out.
@@ -139,7 +201,8 @@ impl AnyChannel {
     }
 
     /// Open for writing with every file mutation going through `wrap(file backend)`: the
-    /// fault-injection seam for tests. Not needed in normal use.
+    /// fault-injection seam for tests. Not needed in normal use. The SIGBUS note of
+    /// [`open`](Self::open) applies.
     ///
     /// # Errors
     /// As [`open`](Self::open).
@@ -168,148 +231,109 @@ impl AnyChannel {
                 _ => Ok(()),
             },
             channels => Err(Error::invalid(
-                "file for a channel",
+                Argument::ChannelFile,
                 format!("an image with {} channels", channels.len()),
                 "exactly one channel (open it as an Image)",
             )),
         };
-        let store = Store::open_with(path, access, &expect, wrap)?;
-        let id = store.snapshot().catalog.channels[0].id;
-        Ok(AnyChannel::from_store(Arc::new(store), id))
+        let store = Arc::new(Store::open_with(path, access, &expect, wrap)?);
+        let snap = store.snapshot();
+        Ok(AnyChannel::from_desc(
+            store.clone(),
+            &snap.catalog.channels[0],
+            available_parallelism(),
+        ))
     }
 
     /// The current commit and this channel's position in it.
+    ///
+    /// # Errors
+    /// [`Error::ChannelRemoved`].
     pub(crate) fn view(&self) -> Result<(Arc<Snapshot>, usize)> {
         let snap = self.store.snapshot();
-        let pos = snap.position(self.id)?;
+        let pos = snap.position(self.desc.id)?;
         Ok((snap, pos))
     }
 
-    /// Apply `f` to this channel's descriptor in the current commit.
-    fn with_desc<R>(&self, f: impl FnOnce(&ChannelDesc) -> R) -> Result<R> {
-        let (snap, pos) = self.view()?;
-        Ok(f(&snap.catalog.channels[pos]))
-    }
-
     /// Element type.
-    ///
-    /// # Errors
-    /// [`Error::ChannelRemoved`] (likewise for every accessor).
-    pub fn dtype(&self) -> Result<Dtype> {
-        self.with_desc(|d| d.dtype)
+    pub fn dtype(&self) -> Dtype {
+        self.desc.dtype
     }
     /// Chunk layout.
-    ///
-    /// # Errors
-    /// [`Error::ChannelRemoved`].
-    pub fn geometry(&self) -> Result<Geometry> {
-        self.with_desc(|d| d.geometry)
+    pub fn geometry(&self) -> Geometry {
+        self.desc.geometry
     }
     /// Width in elements.
-    ///
-    /// # Errors
-    /// [`Error::ChannelRemoved`].
-    pub fn width(&self) -> Result<usize> {
-        Ok(self.geometry()?.width())
+    pub fn width(&self) -> usize {
+        self.desc.geometry.width()
     }
     /// Height in scanlines.
-    ///
-    /// # Errors
-    /// [`Error::ChannelRemoved`].
-    pub fn height(&self) -> Result<usize> {
-        Ok(self.geometry()?.height())
+    pub fn height(&self) -> usize {
+        self.desc.geometry.height()
     }
     /// Compression codec.
-    ///
-    /// # Errors
-    /// [`Error::ChannelRemoved`].
-    pub fn codec(&self) -> Result<Codec> {
-        self.with_desc(|d| d.codec)
+    pub fn codec(&self) -> Codec {
+        self.desc.codec
     }
     /// Compression level (0–9).
-    ///
-    /// # Errors
-    /// [`Error::ChannelRemoved`].
-    pub fn level(&self) -> Result<u8> {
-        self.with_desc(|d| d.level)
+    pub fn level(&self) -> u8 {
+        self.desc.level
     }
 
     /// The block size c-blosc2 uses for a full chunk: the requested size capped to the chunk
     /// and rounded down to whole elements, as c-blosc2 does; 0 means c-blosc2 chooses.
-    ///
-    /// # Errors
-    /// [`Error::ChannelRemoved`].
-    pub fn block_size(&self) -> Result<usize> {
-        self.with_desc(|d| {
-            let size = d.dtype.size();
-            let block = (d.block_size as usize).min(d.geometry.chunk_bytes());
-            if block > size {
-                block / size * size
-            } else {
-                block
-            }
-        })
+    pub fn block_size(&self) -> usize {
+        let size = self.desc.dtype.size();
+        let block = (self.desc.block_size as usize).min(self.desc.geometry.chunk_bytes());
+        if block > size {
+            block / size * size
+        } else {
+            block
+        }
     }
 
     /// The settings this channel was created with (chunk size = the effective nominal one),
     /// for creating a channel like it.
-    ///
-    /// # Errors
-    /// [`Error::ChannelRemoved`].
-    pub fn settings(&self) -> Result<Settings> {
-        self.with_desc(|d| Settings {
-            codec: d.codec,
-            level: d.level,
-            block_size: d.block_size as usize,
-            chunk_size: d.geometry.chunk_bytes(),
-        })
+    pub fn settings(&self) -> Settings {
+        Settings {
+            codec: self.desc.codec,
+            level: self.desc.level,
+            block_size: self.desc.block_size as usize,
+            chunk_size: self.desc.geometry.chunk_bytes(),
+        }
     }
 
     /// Number of chunks.
-    ///
-    /// # Errors
-    /// [`Error::ChannelRemoved`].
-    pub fn num_chunks(&self) -> Result<usize> {
-        Ok(self.geometry()?.num_chunks())
+    pub fn num_chunks(&self) -> usize {
+        self.desc.geometry.num_chunks()
     }
     /// Nominal chunk size in bytes (every chunk but possibly the last).
-    ///
-    /// # Errors
-    /// [`Error::ChannelRemoved`].
-    pub fn chunk_size(&self) -> Result<usize> {
-        Ok(self.geometry()?.chunk_bytes())
+    pub fn chunk_size(&self) -> usize {
+        self.desc.geometry.chunk_bytes()
     }
     /// Size of chunk `index` in bytes.
     ///
     /// # Errors
-    /// [`Error::IndexOutOfRange`], [`Error::ChannelRemoved`].
+    /// [`Error::IndexOutOfRange`].
     pub fn chunk_size_at(&self, index: usize) -> Result<usize> {
-        let g = self.geometry()?;
-        g.check_index(index)?;
-        Ok(g.chunk_bytes_at(index))
+        self.desc.geometry.check_index(index)?;
+        Ok(self.desc.geometry.chunk_bytes_at(index))
     }
     /// Nominal chunk size in elements.
-    ///
-    /// # Errors
-    /// [`Error::ChannelRemoved`].
-    pub fn chunk_elems(&self) -> Result<usize> {
-        Ok(self.geometry()?.chunk_elems())
+    pub fn chunk_elems(&self) -> usize {
+        self.desc.geometry.chunk_elems()
     }
     /// Elements in chunk `index`.
     ///
     /// # Errors
-    /// [`Error::IndexOutOfRange`], [`Error::ChannelRemoved`].
+    /// [`Error::IndexOutOfRange`].
     pub fn chunk_elems_at(&self, index: usize) -> Result<usize> {
-        let g = self.geometry()?;
-        g.check_index(index)?;
-        Ok(g.chunk_elems_at(index))
+        self.desc.geometry.check_index(index)?;
+        Ok(self.desc.geometry.chunk_elems_at(index))
     }
     /// Elements in the channel (`width × height`).
-    ///
-    /// # Errors
-    /// [`Error::ChannelRemoved`].
-    pub fn uncompressed_size(&self) -> Result<usize> {
-        Ok(self.geometry()?.num_elems())
+    pub fn uncompressed_size(&self) -> usize {
+        self.desc.geometry.num_elems()
     }
 
     /// Stored bytes: the compressed length of every blob chunk plus one element per lazy
@@ -319,7 +343,7 @@ impl AnyChannel {
     /// [`Error::ChannelRemoved`].
     pub fn compressed_bytes(&self) -> Result<usize> {
         let (snap, pos) = self.view()?;
-        let size = snap.catalog.channels[pos].dtype.size();
+        let size = self.desc.dtype.size();
         Ok(snap.tables[pos]
             .iter()
             .map(|e| {
@@ -338,29 +362,40 @@ impl AnyChannel {
     /// [`Error::IndexOutOfRange`], [`Error::ChannelRemoved`].
     pub fn is_lazy(&self, index: usize) -> Result<bool> {
         let (snap, pos) = self.view()?;
-        snap.catalog.channels[pos].geometry.check_index(index)?;
+        self.desc.geometry.check_index(index)?;
         Ok(!matches!(
             snap.tables[pos].get(index),
             TableEntry::Blob { .. }
         ))
     }
 
-    /// Threads used by whole-channel operations and inside single chunks.
+    /// The thread count set on this handle (by default the machine's available
+    /// parallelism; an image's channel handles start with the image handle's count).
+    ///
+    /// It governs two things. Whole-channel operations
+    /// ([`decompress_into_bytes`](Self::decompress_into_bytes),
+    /// [`Channel::get_decompressed`](crate::Channel::get_decompressed), creating a channel
+    /// from data, adding one to an image) work on up to this many chunks at once, each
+    /// chunk on one thread of rayon's global pool (so never on more threads than that
+    /// pool has). Single-chunk operations ([`get_chunk_bytes`](Self::get_chunk_bytes),
+    /// [`set_chunk_bytes`](Self::set_chunk_bytes), row and region reads, batches) pass
+    /// the count to c-blosc2, which splits the chunk's blocks among that many threads;
+    /// the count c-blosc2 gets is capped at a small multiple of the machine's available
+    /// parallelism and at the number of blocks in the chunk, so a large count never
+    /// starts more threads than can help. This method returns the count as set, not the
+    /// capped one.
     pub fn threads(&self) -> usize {
-        self.threads
+        self.threads.get()
     }
 
-    /// Set the thread count (at least 1). Unlike the original library this never changes
-    /// the block size.
+    /// Set the thread count (at least 1; see [`threads`](Self::threads) for what it
+    /// governs) for this handle; clones made before keep their own count. Unlike the
+    /// original library's `update_nthreads` this never changes the block size.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for 0.
-    pub fn set_threads(&mut self, threads: usize) -> Result {
-        if threads == 0 {
-            return Err(Error::invalid("thread count", 0, "at least 1"));
-        }
-        self.threads = threads;
-        Ok(())
+    /// [`Error::InvalidArgument`] for 0; the count is then unchanged.
+    pub fn set_threads(&self, threads: usize) -> Result {
+        self.threads.set(threads)
     }
 
     /// Decompress chunk `index` into `out`, which must be exactly
@@ -368,10 +403,11 @@ impl AnyChannel {
     ///
     /// # Errors
     /// [`Error::IndexOutOfRange`]; [`Error::InvalidArgument`] for a wrong buffer length;
-    /// [`Error::ChecksumMismatch`] or [`Error::Corrupted`] for damaged data.
+    /// [`Error::ChecksumMismatch`] or [`Error::Corrupted`] for damaged data;
+    /// [`Error::ChannelRemoved`].
     pub fn get_chunk_bytes(&self, index: usize, out: &mut [u8]) -> Result {
         let (snap, pos) = self.view()?;
-        read_chunk(&snap, pos, index, out, self.threads)
+        read_chunk(&snap, pos, index, out, self.threads())
     }
 
     /// Replace chunk `index` with `data` (exactly the chunk's bytes) and commit. A chunk
@@ -380,17 +416,16 @@ impl AnyChannel {
     ///
     /// # Errors
     /// [`Error::IndexOutOfRange`]; [`Error::InvalidArgument`] for a wrong length;
-    /// [`Error::ReadOnly`]; [`Error::Poisoned`]; I/O errors (which poison the handle).
+    /// [`Error::ReadOnly`]; [`Error::Poisoned`]; [`Error::ChannelRemoved`]; I/O errors
+    /// (which poison the handle).
     pub fn set_chunk_bytes(&self, index: usize, data: &[u8]) -> Result {
         if !self.store.is_writable() {
             return Err(Error::ReadOnly);
         }
-        let prepared = {
-            let (snap, pos) = self.view()?;
-            prepare_chunk(&snap.catalog.channels[pos], index, data, self.threads)?
-        };
+        self.view()?;
+        let prepared = prepare_chunk(&self.desc, index, data, self.threads())?;
         let mut txn = self.store.begin()?;
-        txn.put(self.id, index, &prepared)?;
+        txn.put(self.desc.id, index, &prepared)?;
         txn.commit()
     }
 
@@ -401,17 +436,7 @@ impl AnyChannel {
     /// As [`get_chunk_bytes`](Self::get_chunk_bytes).
     pub fn decompress_into_bytes(&self, out: &mut [u8]) -> Result {
         let (snap, pos) = self.view()?;
-        let g = snap.catalog.channels[pos].geometry;
-        check_len(out.len(), g.num_elems() * g.elem_size())?;
-        if self.threads > 1 && g.num_chunks() > 1 {
-            out.par_chunks_mut(g.chunk_bytes())
-                .enumerate()
-                .try_for_each(|(index, part)| read_chunk(&snap, pos, index, part, 1))
-        } else {
-            out.chunks_mut(g.chunk_bytes())
-                .enumerate()
-                .try_for_each(|(index, part)| read_chunk(&snap, pos, index, part, self.threads))
-        }
+        decompress_channel(&snap, pos, out, self.threads())
     }
 
     /// Read scanlines `first_row ..` into `out` (a whole number of rows, in bytes),
@@ -421,8 +446,7 @@ impl AnyChannel {
     /// [`Error::InvalidArgument`] when `out` is not whole rows or the rows run past the
     /// channel; as [`get_chunk_bytes`](Self::get_chunk_bytes) for damaged data.
     pub fn read_rows_bytes(&self, first_row: usize, out: &mut [u8]) -> Result {
-        let (snap, pos) = self.view()?;
-        let g = snap.catalog.channels[pos].geometry;
+        let g = self.desc.geometry;
         let row_bytes = g.width() * g.elem_size();
         let rows = out.len() / row_bytes;
         if !out.len().is_multiple_of(row_bytes)
@@ -431,33 +455,21 @@ impl AnyChannel {
                 .is_none_or(|end| end > g.height())
         {
             return Err(Error::invalid(
-                "row range",
+                Argument::RowRange,
                 format!("{} bytes from row {first_row}", out.len()),
                 format!("whole rows of {row_bytes} bytes within {} rows", g.height()),
             ));
         }
-        let mut row = first_row;
-        for part in split_at_chunks(out, first_row, &g) {
-            let index = row / g.rows_per_chunk();
-            let start_row = row - g.chunk_start_row(index);
-            if start_row == 0 && part.len() == g.chunk_bytes_at(index) {
-                read_chunk(&snap, pos, index, part, self.threads)?;
-            } else {
-                read_chunk_part(&snap, pos, index, start_row * g.width(), part, self.threads)?;
-            }
-            row += part.len() / row_bytes;
-        }
-        Ok(())
+        let (snap, pos) = self.view()?;
+        read_rows_unchecked(&snap, pos, first_row, out, self.threads())
     }
 
     /// Compress every chunk of `data` (the whole channel) in parallel and commit them as one.
     pub(crate) fn write_all_bytes(&self, data: &[u8]) -> Result {
-        let (snap, pos) = self.view()?;
-        let desc = &snap.catalog.channels[pos];
-        let g = desc.geometry;
+        let g = self.desc.geometry;
         check_len(data.len(), g.num_elems() * g.elem_size())?;
         let mut txn = self.store.begin()?;
-        write_chunks(&mut txn, desc, data, self.threads)?;
+        write_chunks(&mut txn, &self.desc, data, self.threads())?;
         txn.commit()
     }
 
@@ -465,10 +477,94 @@ impl AnyChannel {
     /// channel file at `path` (replacing any file there). The handle stays on its own file.
     ///
     /// # Errors
-    /// [`Error::Locked`] if another handle writes `path`; I/O errors.
+    /// [`Error::Locked`] if another handle writes `path`; [`Error::ChannelRemoved`]; I/O
+    /// errors.
     pub fn save_as(&self, path: impl AsRef<Path>) -> Result {
-        self.store.save_as(path.as_ref(), Some(self.id))
+        self.store.save_as(path.as_ref(), Some(self.desc.id))
     }
+}
+
+/// `Ok` when `got` units of data (elements, or bytes of `unit_size`-byte elements) are a
+/// whole `width × height` channel.
+pub(crate) fn check_data_len(
+    got: usize,
+    width: usize,
+    height: usize,
+    unit_size: usize,
+    unit: &str,
+) -> Result {
+    let expected = width
+        .checked_mul(height)
+        .and_then(|n| n.checked_mul(unit_size));
+    if expected == Some(got) {
+        return Ok(());
+    }
+    let expected = expected.map_or_else(
+        || "width x height (which overflows)".to_string(),
+        |n| n.to_string(),
+    );
+    Err(Error::invalid(
+        Argument::DataLength,
+        format!("{got} {unit}"),
+        format!("{expected} {unit} (width x height)"),
+    ))
+}
+
+/// Decompress the whole channel at `pos` of `snap` into `out` (exactly its bytes): with
+/// several threads and chunks, up to [`chunk_parallelism(threads)`](chunk_parallelism)
+/// runs of consecutive chunks at once, one thread each; otherwise chunk by chunk with
+/// `threads` c-blosc2 threads inside each.
+pub(crate) fn decompress_channel(
+    snap: &Snapshot,
+    pos: usize,
+    out: &mut [u8],
+    threads: usize,
+) -> Result {
+    let g = snap.catalog.channels[pos].geometry;
+    check_len(out.len(), g.num_elems() * g.elem_size())?;
+    let n = g.num_chunks();
+    let tasks = chunk_parallelism(threads).min(n);
+    if tasks > 1 {
+        let chunks_per_task = n.div_ceil(tasks);
+        out.par_chunks_mut(chunks_per_task * g.chunk_bytes())
+            .enumerate()
+            .try_for_each(|(task, run)| {
+                run.chunks_mut(g.chunk_bytes())
+                    .enumerate()
+                    .try_for_each(|(i, part)| {
+                        read_chunk(snap, pos, task * chunks_per_task + i, part, 1)
+                    })
+            })
+    } else {
+        out.chunks_mut(g.chunk_bytes())
+            .enumerate()
+            .try_for_each(|(index, part)| read_chunk(snap, pos, index, part, threads))
+    }
+}
+
+/// Read rows `first_row ..` of the channel at `pos` into `out`, which the caller checked
+/// to be whole rows within the channel; only the c-blosc2 blocks holding them are decoded.
+pub(crate) fn read_rows_unchecked(
+    snap: &Snapshot,
+    pos: usize,
+    first_row: usize,
+    out: &mut [u8],
+    threads: usize,
+) -> Result {
+    let g = snap.catalog.channels[pos].geometry;
+    let row_bytes = g.width() * g.elem_size();
+    let mut row = first_row;
+    for part in split_at_chunks(out, first_row, &g) {
+        let index = row / g.rows_per_chunk();
+        let start_row = row - g.chunk_start_row(index);
+        if start_row == 0 && part.len() == g.chunk_bytes_at(index) {
+            read_chunk(snap, pos, index, part, threads)?;
+        } else {
+            read_chunk_part(snap, pos, index, start_row * g.width(), part, threads)?;
+        }
+        row += part.len() / row_bytes;
+    }
+    Ok(())
 }
 
 /// Split `out` (rows from `first_row`) where chunk boundaries fall.
@@ -487,10 +583,10 @@ fn split_at_chunks<'b>(mut out: &'b mut [u8], first_row: usize, g: &Geometry) ->
     parts
 }
 
-/// Compress the chunks of `data` on up to `threads` threads and stage them in `txn`, in
-/// order. Compression runs on the rayon pool, group by group, while this thread writes the
-/// previous group, so the file writes overlap the compression; at most three groups of
-/// `threads` compressed chunks are in memory at once.
+/// Compress the chunks of `data` on up to [`chunk_parallelism(threads)`](chunk_parallelism)
+/// threads and stage them in `txn`, in order. Compression runs on the rayon pool, group
+/// by group, while this thread writes the previous group, so the file writes overlap the
+/// compression; at most three groups of that many compressed chunks are in memory at once.
 pub(crate) fn write_chunks(
     txn: &mut Txn<'_>,
     desc: &ChannelDesc,
@@ -500,7 +596,8 @@ pub(crate) fn write_chunks(
     let g = desc.geometry;
     let n = g.num_chunks();
     let part = |i: usize| &data[i * g.chunk_bytes()..i * g.chunk_bytes() + g.chunk_bytes_at(i)];
-    if threads <= 1 || n == 1 {
+    let group_len = chunk_parallelism(threads);
+    if group_len <= 1 || n == 1 {
         for i in 0..n {
             txn.put(desc.id, i, &prepare_chunk(desc, i, part(i), threads)?)?;
         }
@@ -512,7 +609,7 @@ pub(crate) fn write_chunks(
         let (send, receive) = std::sync::mpsc::sync_channel(1);
         scope.spawn(move || {
             let indices: Vec<usize> = (0..n).collect();
-            for group in indices.chunks(threads) {
+            for group in indices.chunks(group_len) {
                 let prepared: Vec<_> = group
                     .par_iter()
                     .map(|&i| (i, prepare_chunk(desc, i, part(i), 1)))

@@ -5,10 +5,11 @@ use std::marker::PhantomData;
 use std::ops::Deref;
 use std::path::Path;
 
-use crate::any_channel::AnyChannel;
+use crate::any_channel::{AnyChannel, check_data_len};
 use crate::chunk_codec::read_chunk;
 use crate::chunks::{Batch, ChunkMut, ChunkRef};
 use crate::error::{Error, Result};
+use crate::region::Region;
 use crate::sample::{Sample, fill_bits};
 use crate::settings::Settings;
 use crate::store::{Access, no_wrap};
@@ -28,12 +29,7 @@ pub struct Channel<T: Sample> {
 
 impl<T: Sample> fmt::Debug for Channel<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let g = self.any.geometry();
-        f.debug_struct("Channel")
-            .field("dtype", &T::DTYPE)
-            .field("geometry", &g)
-            .field("path", &self.any.path())
-            .finish()
+        self.any.debug_as("Channel", f)
     }
 }
 
@@ -50,17 +46,23 @@ impl<T: Sample> Channel<T> {
     /// # Errors
     /// [`Error::DtypeMismatch`] when the channel holds another element type.
     pub fn try_from_any(any: AnyChannel) -> Result<Channel<T>> {
-        let found = any.dtype()?;
+        let found = any.dtype();
         if found != T::DTYPE {
             return Err(Error::DtypeMismatch {
                 expected: T::DTYPE,
                 found,
             });
         }
-        Ok(Channel {
+        Ok(Channel::from_any_unchecked(any))
+    }
+
+    /// Type a handle whose element type the caller has checked to be `T`.
+    pub(crate) fn from_any_unchecked(any: AnyChannel) -> Channel<T> {
+        debug_assert_eq!(any.dtype(), T::DTYPE);
+        Channel {
             any,
             _element: PhantomData,
-        })
+        }
     }
 
     /// The untyped handle.
@@ -84,10 +86,7 @@ impl<T: Sample> Channel<T> {
             &settings,
             |_| Ok(()),
         )?;
-        Ok(Channel {
-            any,
-            _element: PhantomData,
-        })
+        Ok(Channel::from_any_unchecked(any))
     }
 
     fn eager(
@@ -97,25 +96,12 @@ impl<T: Sample> Channel<T> {
         height: usize,
         settings: Settings,
     ) -> Result<Channel<T>> {
-        let expected = width.checked_mul(height);
-        if expected != Some(data.len()) {
-            let expected = expected.map_or("width x height (which overflows)".to_string(), |n| {
-                n.to_string()
-            });
-            return Err(Error::invalid(
-                "data length",
-                data.len(),
-                format!("{expected} elements (width x height)"),
-            ));
-        }
+        check_data_len(data.len(), width, height, 1, "elements")?;
         let bytes = bytemuck::cast_slice(data);
         let any = AnyChannel::create_with(path, T::DTYPE, width, height, 0, &settings, |c| {
             c.write_all_bytes(bytes)
         })?;
-        Ok(Channel {
-            any,
-            _element: PhantomData,
-        })
+        Ok(Channel::from_any_unchecked(any))
     }
 
     /// Compress `data` (`width × height` elements, row-major) into a new anonymous channel,
@@ -149,7 +135,7 @@ impl<T: Sample> Channel<T> {
     /// A lazy channel of zeros with `other`'s size, codec, level, block size and chunk size.
     ///
     /// # Errors
-    /// [`Error::ChannelRemoved`]; I/O errors.
+    /// I/O errors.
     pub fn zeros_like(other: &Channel<T>) -> Result<Channel<T>> {
         Channel::full_like(other, T::zeroed())
     }
@@ -157,15 +143,9 @@ impl<T: Sample> Channel<T> {
     /// A lazy channel of `value` with `other`'s size and settings.
     ///
     /// # Errors
-    /// [`Error::ChannelRemoved`]; I/O errors.
+    /// I/O errors.
     pub fn full_like(other: &Channel<T>, value: T) -> Result<Channel<T>> {
-        Channel::lazy(
-            None,
-            other.width()?,
-            other.height()?,
-            value,
-            other.settings()?,
-        )
+        Channel::lazy(None, other.width(), other.height(), value, other.settings())
     }
 
     /// Compress `data` into a new channel file at `path` (replacing any file there once
@@ -200,29 +180,31 @@ impl<T: Sample> Channel<T> {
 
     /// Open a channel file for reading and writing (exclusive writer).
     ///
+    /// The file is memory-mapped. A program outside this library's protocol that
+    /// truncates or overwrites the file while it is open can make a read fault with
+    /// SIGBUS; writers following the protocol never do.
+    ///
     /// # Errors
     /// [`Error::DtypeMismatch`] when the file holds another element type; otherwise as
     /// [`AnyChannel::open`].
     pub fn open(path: impl AsRef<Path>) -> Result<Channel<T>> {
         let any =
             AnyChannel::open_checked(path.as_ref(), Access::ReadWrite, Some(T::DTYPE), no_wrap())?;
-        Ok(Channel {
-            any,
-            _element: PhantomData,
-        })
+        Ok(Channel::from_any_unchecked(any))
     }
 
     /// Open a channel file read-only (any number of processes, beside one writer).
+    ///
+    /// The file is memory-mapped. A program outside this library's protocol that
+    /// truncates or overwrites the file while it is open can make a read fault with
+    /// SIGBUS; writers following the protocol never do.
     ///
     /// # Errors
     /// As [`open`](Self::open), except [`Error::Locked`].
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Channel<T>> {
         let any =
             AnyChannel::open_checked(path.as_ref(), Access::ReadOnly, Some(T::DTYPE), no_wrap())?;
-        Ok(Channel {
-            any,
-            _element: PhantomData,
-        })
+        Ok(Channel::from_any_unchecked(any))
     }
 
     /// Decompress chunk `index` into `out`, exactly [`chunk_elems_at(index)`](AnyChannel::chunk_elems_at)
@@ -270,7 +252,7 @@ impl<T: Sample> Channel<T> {
     /// # Errors
     /// As [`get_chunk`](Self::get_chunk).
     pub fn get_decompressed(&self) -> Result<Vec<T>> {
-        let mut out = crate::io::large_zeroed_vec(self.uncompressed_size()?);
+        let mut out = crate::io::large_zeroed_vec(self.uncompressed_size());
         self.decompress_into(&mut out)?;
         Ok(out)
     }
@@ -292,13 +274,45 @@ impl<T: Sample> Channel<T> {
         Batch::new(&self.any)
     }
 
+    /// Read the elements of `region` into `out` (row-major, exactly `region.len()`
+    /// elements), from one commit.
+    ///
+    /// # Errors
+    /// As [`AnyChannel::read_region_bytes`].
+    pub fn read_region(&self, region: Region, out: &mut [T]) -> Result {
+        self.any
+            .read_region_bytes(region, bytemuck::cast_slice_mut(out))
+    }
+
+    /// The elements of `region` in a new vector.
+    ///
+    /// # Errors
+    /// As [`read_region`](Self::read_region).
+    pub fn read_region_vec(&self, region: Region) -> Result<Vec<T>> {
+        // A region past the channel is refused before anything this large is allocated.
+        let mut out = vec![T::zeroed(); region.len().min(self.uncompressed_size())];
+        self.read_region(region, &mut out)?;
+        Ok(out)
+    }
+
+    /// Overwrite the elements of `region` with `data` (row-major, exactly `region.len()`
+    /// elements), reading, changing and storing every chunk the region touches in one
+    /// commit.
+    ///
+    /// # Errors
+    /// As [`AnyChannel::write_region_bytes`].
+    pub fn write_region(&self, region: Region, data: &[T]) -> Result {
+        self.any
+            .write_region_bytes(region, bytemuck::cast_slice(data))
+    }
+
     /// Visit every chunk with its element coordinates, read-only, from one commit.
     ///
     /// # Errors
     /// The first error of a read or of `visit`.
     pub fn for_each_chunk(&self, mut visit: impl FnMut(&ChunkRef<'_, T>) -> Result) -> Result {
         let (snap, pos) = self.any.view()?;
-        let g = snap.catalog.channels[pos].geometry;
+        let g = self.geometry();
         let mut buf = vec![T::zeroed(); g.chunk_elems()];
         for index in 0..g.num_chunks() {
             let data = &mut buf[..g.chunk_elems_at(index)];
@@ -328,7 +342,7 @@ impl<T: Sample> Channel<T> {
     pub fn update_chunks(&self, mut visit: impl FnMut(&mut ChunkMut<'_, T>) -> Result) -> Result {
         let mut batch = self.batch()?;
         let (snap, pos) = self.any.view()?;
-        let g = snap.catalog.channels[pos].geometry;
+        let g = self.geometry();
         let mut buf = vec![T::zeroed(); g.chunk_elems()];
         for index in 0..g.num_chunks() {
             let data = &mut buf[..g.chunk_elems_at(index)];
@@ -346,13 +360,5 @@ impl<T: Sample> Channel<T> {
             }
         }
         batch.commit()
-    }
-
-    /// Set the thread count (at least 1).
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`] for 0.
-    pub fn set_threads(&mut self, threads: usize) -> Result {
-        self.any.set_threads(threads)
     }
 }

@@ -126,7 +126,7 @@ fn checked_blob<'b>(desc: &ChannelDesc, index: usize, blob: &'b [u8]) -> Result<
 pub(crate) fn check_len(got: usize, expected: usize) -> Result {
     if got != expected {
         return Err(Error::invalid(
-            "buffer length",
+            crate::error::Argument::BufferLength,
             format!("{got} bytes"),
             format!("exactly {expected} bytes"),
         ));

@@ -1,12 +1,22 @@
 //! Chunk views with element coordinates, and batches of chunk writes.
 
+use std::fmt;
 use std::marker::PhantomData;
 
 use crate::any_channel::AnyChannel;
+use crate::any_image::channel_dtype_mismatch;
 use crate::chunk_codec::prepare_chunk;
-use crate::error::Result;
-use crate::sample::Sample;
-use crate::store::Txn;
+use crate::error::{Error, Result};
+use crate::sample::{Dtype, Sample};
+use crate::store::{Store, Txn};
+
+/// Scanlines paired with their row numbers, the first being `start_row`.
+fn numbered<R>(
+    start_row: usize,
+    rows: impl ExactSizeIterator<Item = R>,
+) -> impl ExactSizeIterator<Item = (usize, R)> {
+    rows.enumerate().map(move |(i, row)| (start_row + i, row))
+}
 
 /// A decoded chunk, read-only, with the coordinates of its elements.
 pub struct ChunkRef<'a, T> {
@@ -16,8 +26,29 @@ pub struct ChunkRef<'a, T> {
     data: &'a [T],
 }
 
-/// A decoded chunk that may be modified; written back if [`data_mut`](Self::data_mut) was
-/// called.
+/// A decoded chunk that may be modified; written back if it was borrowed mutably (through
+/// [`data_mut`](Self::data_mut), [`rows_mut`](Self::rows_mut) or
+/// [`iter_mut_xy`](Self::iter_mut_xy)).
+///
+/// To write elements by coordinate, iterate with [`rows_mut`](Self::rows_mut) or
+/// [`iter_mut_xy`](Self::iter_mut_xy): they hand out the coordinates together with the
+/// mutable elements (calling [`x`](Self::x) and [`y`](Self::y) while holding
+/// [`data_mut`](Self::data_mut) would borrow the chunk twice).
+///
+/// ```
+/// # fn main() -> compressed_image::Result {
+/// use compressed_image::{Channel, Settings};
+///
+/// let c = Channel::<u16>::zeros(64, 48, Settings::default().chunk_size(64 * 2 * 8))?;
+/// c.update_chunks(|chunk| {
+///     for (x, y, v) in chunk.iter_mut_xy() {
+///         *v = (x + 100 * y) as u16;
+///     }
+///     Ok(())
+/// })?;
+/// assert_eq!(c.get_decompressed()?[3 * 64 + 5], 305);
+/// # Ok(()) }
+/// ```
 pub struct ChunkMut<'a, T> {
     index: usize,
     start_row: usize,
@@ -50,6 +81,14 @@ impl<'a, T> ChunkRef<'a, T> {
     /// Row of element `i` of this chunk in the channel (in elements, for every element size).
     pub fn y(&self, i: usize) -> usize {
         self.start_row + i / self.width
+    }
+    /// Width of the channel: the length of every row of the chunk.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+    /// The chunk's scanlines with their row numbers in the channel.
+    pub fn rows(&self) -> impl ExactSizeIterator<Item = (usize, &[T])> {
+        numbered(self.start_row, self.data.chunks_exact(self.width))
     }
 }
 
@@ -88,6 +127,29 @@ impl<'a, T> ChunkMut<'a, T> {
     pub fn y(&self, i: usize) -> usize {
         self.start_row + i / self.width
     }
+    /// Width of the channel: the length of every row of the chunk.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+    /// The chunk's scanlines with their row numbers in the channel, read-only.
+    pub fn rows(&self) -> impl ExactSizeIterator<Item = (usize, &[T])> {
+        numbered(self.start_row, self.data.chunks_exact(self.width))
+    }
+    /// The chunk's scanlines for writing, with their row numbers in the channel; the
+    /// chunk will be written back.
+    pub fn rows_mut(&mut self) -> impl ExactSizeIterator<Item = (usize, &mut [T])> {
+        let (start_row, width) = (self.start_row, self.width);
+        numbered(start_row, self.data_mut().chunks_exact_mut(width))
+    }
+    /// Every element for writing with its column and row in the channel, row-major; the
+    /// chunk will be written back.
+    pub fn iter_mut_xy(&mut self) -> impl ExactSizeIterator<Item = (usize, usize, &mut T)> {
+        let (start_row, width) = (self.start_row, self.width);
+        self.data_mut()
+            .iter_mut()
+            .enumerate()
+            .map(move |(i, v)| (i % width, start_row + i / width, v))
+    }
 }
 
 /// Chunk writes to one channel, committed together by [`commit`](Batch::commit); dropping
@@ -100,10 +162,18 @@ pub struct Batch<'a, T> {
     _element: PhantomData<fn(T)>,
 }
 
+impl<T: Sample> fmt::Debug for Batch<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Batch")
+            .field("channel", self.channel)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a, T: Sample> Batch<'a, T> {
     pub(crate) fn new(channel: &'a AnyChannel) -> Result<Self> {
         if !channel.is_writable() {
-            return Err(crate::Error::ReadOnly);
+            return Err(Error::ReadOnly);
         }
         Ok(Batch {
             txn: channel.store.begin()?,
@@ -117,14 +187,96 @@ impl<'a, T: Sample> Batch<'a, T> {
     /// # Errors
     /// As `set_chunk`; a failed call leaves the batch as it was.
     pub fn set_chunk(&mut self, index: usize, data: &[T]) -> Result {
-        let desc = self.txn.desc(self.channel.id)?.clone();
+        self.txn.desc(self.channel.id())?;
         let prepared = prepare_chunk(
-            &desc,
+            self.channel.desc(),
             index,
             bytemuck::cast_slice(data),
             self.channel.threads(),
         )?;
-        self.txn.put(self.channel.id, index, &prepared)
+        self.txn.put(self.channel.id(), index, &prepared)
+    }
+
+    /// Commit every staged chunk at once.
+    ///
+    /// # Errors
+    /// I/O errors, which poison the handle.
+    pub fn commit(self) -> Result {
+        self.txn.commit()
+    }
+}
+
+/// Chunk writes to channels of any element type of an [`AnyImage`](crate::AnyImage),
+/// committed together by [`commit`](AnyImageBatch::commit) (readers see all of them or
+/// none); dropping the batch discards them.
+pub struct AnyImageBatch<'a> {
+    store: &'a Store,
+    txn: Txn<'a>,
+    threads: usize,
+}
+
+impl fmt::Debug for AnyImageBatch<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let catalog = self.txn.catalog();
+        let dtypes: Vec<Dtype> = catalog.channels.iter().map(|c| c.dtype).collect();
+        f.debug_struct("AnyImageBatch")
+            .field("path", &self.store.path())
+            .field("width", &catalog.width)
+            .field("height", &catalog.height)
+            .field("dtypes", &dtypes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> AnyImageBatch<'a> {
+    pub(crate) fn new(store: &'a Store, threads: usize) -> Result<Self> {
+        Ok(AnyImageBatch {
+            store,
+            txn: store.begin()?,
+            threads,
+        })
+    }
+
+    /// Stage chunk `index` of the channel at position `channel` from its raw bytes
+    /// (checked exactly as [`AnyChannel::set_chunk_bytes`]).
+    ///
+    /// # Errors
+    /// [`Error::IndexOutOfRange`] for a channel or chunk index; as `set_chunk_bytes`. A
+    /// failed call leaves the batch as it was.
+    pub fn set_chunk_bytes(&mut self, channel: usize, index: usize, data: &[u8]) -> Result {
+        self.stage(channel, None, index, data)
+    }
+
+    /// Stage chunk `index` of the channel at position `channel`, which must hold `T`
+    /// (checked exactly as [`Channel::set_chunk`](crate::Channel::set_chunk)).
+    ///
+    /// # Errors
+    /// [`Error::ChannelDtypeMismatch`] when the channel holds another type; as
+    /// [`set_chunk_bytes`](Self::set_chunk_bytes).
+    pub fn set_chunk<T: Sample>(&mut self, channel: usize, index: usize, data: &[T]) -> Result {
+        self.stage(channel, Some(T::DTYPE), index, bytemuck::cast_slice(data))
+    }
+
+    fn stage(&mut self, channel: usize, dtype: Option<Dtype>, index: usize, data: &[u8]) -> Result {
+        let channels = &self.txn.catalog().channels;
+        let len = channels.len();
+        let desc = channels.get(channel).ok_or(Error::IndexOutOfRange {
+            what: "channel",
+            index: channel,
+            len,
+        })?;
+        if let Some(expected) = dtype
+            && desc.dtype != expected
+        {
+            return Err(channel_dtype_mismatch(
+                self.txn.catalog(),
+                channel,
+                expected,
+            ));
+        }
+        let prepared = prepare_chunk(desc, index, data, self.threads)?;
+        let id = desc.id;
+        self.txn.put(id, index, &prepared)
     }
 
     /// Commit every staged chunk at once.
@@ -140,16 +292,23 @@ impl<'a, T: Sample> Batch<'a, T> {
 /// [`commit`](ImageBatch::commit) (readers see all of them or none); dropping the batch
 /// discards them.
 pub struct ImageBatch<'a, T> {
-    txn: Txn<'a>,
-    threads: usize,
+    any: AnyImageBatch<'a>,
     _element: PhantomData<fn(T)>,
 }
 
+impl<T: Sample> fmt::Debug for ImageBatch<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImageBatch")
+            .field("dtype", &T::DTYPE)
+            .field("batch", &self.any)
+            .finish()
+    }
+}
+
 impl<'a, T: Sample> ImageBatch<'a, T> {
-    pub(crate) fn new(txn: Txn<'a>, threads: usize) -> Self {
+    pub(crate) fn new(any: AnyImageBatch<'a>) -> Self {
         ImageBatch {
-            txn,
-            threads,
+            any,
             _element: PhantomData,
         }
     }
@@ -158,19 +317,9 @@ impl<'a, T: Sample> ImageBatch<'a, T> {
     /// [`Channel::set_chunk`](crate::Channel::set_chunk)).
     ///
     /// # Errors
-    /// [`Error::IndexOutOfRange`](crate::Error::IndexOutOfRange) for a channel or chunk
-    /// index; as `set_chunk`. A failed call leaves the batch as it was.
+    /// As [`AnyImageBatch::set_chunk`]. A failed call leaves the batch as it was.
     pub fn set_chunk(&mut self, channel: usize, index: usize, data: &[T]) -> Result {
-        let channels = &self.txn.catalog().channels;
-        let len = channels.len();
-        let desc = channels.get(channel).ok_or(crate::Error::IndexOutOfRange {
-            what: "channel",
-            index: channel,
-            len,
-        })?;
-        let prepared = prepare_chunk(desc, index, bytemuck::cast_slice(data), self.threads)?;
-        let id = desc.id;
-        self.txn.put(id, index, &prepared)
+        self.any.set_chunk(channel, index, data)
     }
 
     /// Commit every staged chunk at once.
@@ -178,6 +327,6 @@ impl<'a, T: Sample> ImageBatch<'a, T> {
     /// # Errors
     /// I/O errors, which poison the handle.
     pub fn commit(self) -> Result {
-        self.txn.commit()
+        self.any.commit()
     }
 }

@@ -51,6 +51,18 @@ pub enum Error {
         /// The element type stored in the file.
         found: Dtype,
     },
+    /// A channel of an image holds a different element type than the typed handle asked
+    /// for (an [`Image<T>`](crate::Image) over a file with channels of several types).
+    ChannelDtypeMismatch {
+        /// Position of the channel in the image.
+        channel: usize,
+        /// Its name (empty when the image has no names).
+        name: String,
+        /// The element type the caller asked for.
+        expected: Dtype,
+        /// The element type the channel holds.
+        found: Dtype,
+    },
     /// Another handle, in this or another process, has the file open for writing.
     Locked {
         /// The file that is locked.
@@ -64,8 +76,8 @@ pub enum Error {
     Poisoned,
     /// An argument is outside what the operation accepts.
     InvalidArgument {
-        /// Which argument, and the rule it breaks.
-        what: &'static str,
+        /// Which argument.
+        what: Argument,
         /// The value that was given.
         got: String,
         /// What would have been accepted.
@@ -79,6 +91,12 @@ pub enum Error {
         index: usize,
         /// How many items there are.
         len: usize,
+    },
+    /// An image-wide property was asked for, but its channels hold different values (the
+    /// original library's "Channels in image do not all have the same chunk size").
+    ChannelsDisagree {
+        /// The property ("chunk size", "block size").
+        property: &'static str,
     },
     /// No channel has this name.
     UnknownChannelName(String),
@@ -94,14 +112,86 @@ pub enum Error {
         /// Its return code.
         code: i32,
     },
-    /// The image metadata is not valid JSON.
-    Metadata(serde_json::Error),
+}
+
+/// Which argument an [`Error::InvalidArgument`] is about: a typed kind, so that code
+/// telling errors apart never depends on the wording of a message. New kinds may be added
+/// in minor releases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Argument {
+    /// Width and height of a channel or image (zero, or too large to address).
+    ChannelSize,
+    /// The requested chunk size: below one scanline, or above c-blosc2's 2 GiB limit once
+    /// aligned to scanlines.
+    ChunkSize,
+    /// The number of chunks a channel would need (more than a chunk table can hold).
+    ChunkCount,
+    /// The requested c-blosc2 block size.
+    BlockSize,
+    /// The compression level.
+    CompressionLevel,
+    /// A thread count.
+    ThreadCount,
+    /// The length of the data given for a new channel.
+    DataLength,
+    /// The length of a caller's buffer for a chunk or a whole channel.
+    BufferLength,
+    /// A range of scanlines.
+    RowRange,
+    /// A rectangular region `(x, y, width, height)` and its buffer.
+    Region,
+    /// The number of channel names.
+    ChannelNames,
+    /// The number of channels in an image.
+    ChannelCount,
+    /// A file opened as a single channel that holds another number of channels.
+    ChannelFile,
+    /// A buffer handed to c-blosc2 (its sizes are 32-bit).
+    CodecBuffer,
+    /// A record too large for the file format's 32-bit lengths.
+    RecordLength,
+}
+
+impl Argument {
+    /// Whether the error is about how a channel splits into chunks (chunk size or count):
+    /// the cases the original library reports as a runtime error rather than a bad value.
+    pub fn is_chunk_geometry(self) -> bool {
+        matches!(self, Argument::ChunkSize | Argument::ChunkCount)
+    }
+
+    /// Lower-case description, as used in messages.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Argument::ChannelSize => "channel size",
+            Argument::ChunkSize => "chunk size",
+            Argument::ChunkCount => "chunk count",
+            Argument::BlockSize => "block size",
+            Argument::CompressionLevel => "compression level",
+            Argument::ThreadCount => "thread count",
+            Argument::DataLength => "data length",
+            Argument::BufferLength => "buffer length",
+            Argument::RowRange => "row range",
+            Argument::Region => "region",
+            Argument::ChannelNames => "channel names",
+            Argument::ChannelCount => "channel count",
+            Argument::ChannelFile => "file for a channel",
+            Argument::CodecBuffer => "c-blosc2 buffer",
+            Argument::RecordLength => "record length",
+        }
+    }
+}
+
+impl fmt::Display for Argument {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl Error {
     /// Shorthand for [`Error::InvalidArgument`].
     pub(crate) fn invalid(
-        what: &'static str,
+        what: Argument,
         got: impl fmt::Display,
         expected: impl fmt::Display,
     ) -> Self {
@@ -138,6 +228,15 @@ impl fmt::Display for Error {
             Error::DtypeMismatch { expected, found } => {
                 write!(f, "element type mismatch: expected {expected}, the file holds {found}")
             }
+            Error::ChannelDtypeMismatch {
+                channel,
+                name,
+                expected,
+                found,
+            } => write!(
+                f,
+                "element type mismatch: expected {expected}, channel {channel} ({name:?}) holds {found}"
+            ),
             Error::Locked { path } => {
                 write!(f, "{} is locked: another handle has it open for writing", path.display())
             }
@@ -151,13 +250,16 @@ impl fmt::Display for Error {
             Error::IndexOutOfRange { what, index, len } => {
                 write!(f, "{what} index {index} is out of range (there are {len})")
             }
+            Error::ChannelsDisagree { property } => write!(
+                f,
+                "the channels of the image do not all have the same {property}"
+            ),
             Error::UnknownChannelName(name) => write!(f, "unknown channel name {name:?}"),
             Error::ChannelRemoved => f.write_str("the channel was removed from its image"),
             Error::BatchInProgress => {
                 f.write_str("this thread has a batch open on the file; commit or drop it first")
             }
             Error::Codec { call, code } => write!(f, "c-blosc2 call {call} failed with code {code}"),
-            Error::Metadata(e) => write!(f, "invalid metadata JSON: {e}"),
         }
     }
 }
@@ -166,7 +268,6 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) | Error::File { source: e, .. } => Some(e),
-            Error::Metadata(e) => Some(e),
             _ => None,
         }
     }

@@ -76,6 +76,13 @@ macro_rules! file_methods {
             self.store.checksum_policy()
         }
 
+        /// The generation of the commit this handle currently sees. Every commit increases
+        /// it, and so may a `sync` after commits (it writes a durability marker); a
+        /// read-only handle's generation changes only on [`refresh`](Self::refresh).
+        pub fn generation(&self) -> u64 {
+            self.store.snapshot().slot.generation
+        }
+
         /// Space accounting of the file.
         ///
         /// # Errors

@@ -42,7 +42,7 @@ impl Geometry {
     ) -> Result<Geometry> {
         if width == 0 || height == 0 {
             return Err(Error::invalid(
-                "channel size",
+                crate::error::Argument::ChannelSize,
                 format!("{width} x {height}"),
                 "width and height of at least 1",
             ));
@@ -59,7 +59,7 @@ impl Geometry {
         let chunk_bytes = rows_per_chunk * row_bytes;
         if chunk_bytes > MAX_CHUNK_BYTES {
             return Err(Error::invalid(
-                "chunk size",
+                crate::error::Argument::ChunkSize,
                 format!("{chunk_bytes} bytes after alignment to scanlines"),
                 format!("at most {MAX_CHUNK_BYTES} bytes (the c-blosc2 limit)"),
             ));
@@ -72,7 +72,7 @@ impl Geometry {
         };
         if geometry.num_chunks() > MAX_CHUNKS {
             return Err(Error::invalid(
-                "chunk count",
+                crate::error::Argument::ChunkCount,
                 geometry.num_chunks(),
                 format!("at most {MAX_CHUNKS}"),
             ));
@@ -170,7 +170,7 @@ impl Geometry {
 pub(crate) fn check_size(width: usize, height: usize, elem_size: usize) -> Result {
     if width == 0 || height == 0 {
         return Err(Error::invalid(
-            "channel size",
+            crate::error::Argument::ChannelSize,
             format!("{width} x {height}"),
             "width and height of at least 1",
         ));
@@ -186,7 +186,7 @@ pub(crate) fn check_size(width: usize, height: usize, elem_size: usize) -> Resul
 
 fn overflow(width: usize, height: usize, elem_size: usize) -> Error {
     Error::invalid(
-        "channel size",
+        crate::error::Argument::ChannelSize,
         format!("{width} x {height} x {elem_size} bytes"),
         "a size that fits in memory addresses",
     )

@@ -40,8 +40,13 @@ pub struct FileInfo {
     pub generation: u64,
 }
 
-/// Open `path` read-only and describe its newest commit: use it to pick the element type
-/// for [`Channel::open`](crate::Channel::open) or [`Image::open`](crate::Image::open).
+/// Open `path` read-only and describe its newest commit, including each channel's element
+/// type: use it to pick the element type for [`Channel::open`](crate::Channel::open) or
+/// [`Image::open`](crate::Image::open), or to find a file of several types, which
+/// [`AnyImage::open`](crate::AnyImage::open) reads.
+///
+/// The file is memory-mapped during the call; the SIGBUS note of
+/// [`AnyChannel::open`](crate::AnyChannel::open) applies.
 ///
 /// # Errors
 /// As [`AnyChannel::open_read_only`](crate::AnyChannel::open_read_only).

@@ -3,7 +3,9 @@
 //!
 //! A [`Channel<T>`] is a `width × height` array of `T` split into chunks of whole
 //! scanlines; each chunk is a standard c-blosc2 chunk or a lazy fill value. An [`Image<T>`]
-//! is several named channels plus JSON metadata in one file. Reads decompress straight
+//! is several named channels plus JSON metadata in one file; an [`AnyImage`] is the same
+//! with an element type per channel (say `f16` colour beside `u32` ids), and
+//! [`AnyChannel`] a channel whose type is known at run time. Reads decompress straight
 //! from the file mapping into the caller's buffer; every write appends and commits
 //! copy-on-write, so a crash never loses a committed chunk and readers in other processes
 //! always see one consistent commit. The byte layout is specified in `format/SPEC.md`.
@@ -41,8 +43,9 @@
 //! | `compression()`, `compression_level()`, `block_size()` | [`AnyChannel::codec`], [`AnyChannel::level`], [`AnyChannel::block_size`] |
 //! | `compressed_bytes()`, `uncompressed_size()` (elements), `num_chunks()` | same names |
 //! | `update_nthreads(n, block)` | [`AnyChannel::set_threads`] (never changes the block size; 0 is an error) |
-//! | iterating `chunk_span`s with `x(i)`, `y(i)` | [`Channel::update_chunks`], [`Channel::for_each_chunk`] |
-//! | `image<T>` (channels, names, metadata) | [`Image`] |
+//! | iterating `chunk_span`s with `x(i)`, `y(i)` | [`Channel::update_chunks`], [`Channel::for_each_chunk`] with [`ChunkMut::rows_mut`], [`ChunkMut::iter_mut_xy`] |
+//! | `image<T>` (channels, names, metadata) | [`Image`]; [`AnyImage`] for channels of different types |
+//! | — | [`Channel::read_region`], [`Channel::write_region`]; `ndarray` views with the `ndarray` feature |
 //! | — | files: `create`/`open`/`open_read_only`, [`AnyChannel::refresh`], [`AnyChannel::sync`], [`AnyChannel::save_as`], [`AnyChannel::stats`], [`Channel::batch`] |
 //!
 //! # Deviations from the original, on purpose
@@ -56,11 +59,12 @@
 //!   and a chunk size below one scanline gives one scanline per chunk (the original fails).
 //! - A `set_chunk` whose elements are bitwise identical is stored as a lazy fill entry.
 //! - Element coordinates `x(i)`, `y(i)` are right for every element size.
-//! - Image channel handles never dangle: after removal they return [`Error::ChannelRemoved`].
+//! - Image channel handles never dangle: after removal, reads and writes return
+//!   [`Error::ChannelRemoved`] (the channel's fixed properties still answer).
 //! - Names: a names count other than 0 or the channel count is an error, not a printed
 //!   warning; naming a channel in an unnamed image names the others `""` instead of
 //!   dropping the name.
-//! - [`Image::compression_ratio`] is bytes over bytes.
+//! - [`AnyImage::compression_ratio`] is bytes over bytes.
 //!
 //! # Durability and processes
 //!
@@ -78,12 +82,12 @@
 //! shrinks in place. Every offset, length and checksum is verified before a byte is used,
 //! so a damaged or hostile file gives an error, not undefined behaviour (a chunk's CRC-32
 //! on its first read through a handle, or on every read with
-//! [`ChecksumPolicy::EveryRead`]). The residual risk:
-//! a program outside this protocol that truncates or overwrites the file while it is
-//! mapped can make a read fault (SIGBUS). Checksums catch accidents, not forgery: the
-//! bundled c-blosc2 has known out-of-bounds reads on crafted chunks, so decode files from
-//! untrusted sources in a sandbox. `unsafe` lives in two files, the mapping and the
-//! c-blosc2 FFI; the crate denies `unsafe_code` everywhere else.
+//! [`ChecksumPolicy::EveryRead`]). What remains is noted on each `open*` function: a
+//! program outside the protocol that truncates or overwrites a mapped file can make a
+//! read fault with SIGBUS. Checksums catch accidents, not forgery: the bundled c-blosc2
+//! has known out-of-bounds reads on crafted chunks, so decode files from untrusted
+//! sources in a sandbox. `unsafe` lives in two files, the mapping and the c-blosc2 FFI;
+//! the crate denies `unsafe_code` everywhere else.
 //!
 //! # It is not
 //!
@@ -107,6 +111,7 @@ compile_error!(
 );
 
 mod any_channel;
+mod any_image;
 mod blosc;
 mod channel;
 mod chunk_codec;
@@ -118,21 +123,31 @@ mod geometry;
 mod image;
 mod info;
 mod io;
+#[cfg(feature = "ndarray")]
+mod ndarray_views;
+mod region;
 mod sample;
 mod settings;
 mod store;
+mod threads;
 
 pub use any_channel::AnyChannel;
+pub use any_image::AnyImage;
 pub use channel::Channel;
-pub use chunks::{Batch, ChunkMut, ChunkRef, ImageBatch};
-pub use error::{Error, Result};
+pub use chunks::{AnyImageBatch, Batch, ChunkMut, ChunkRef, ImageBatch};
+pub use error::{Argument, Error, Result};
 pub use format::{FORMAT_MAJOR, FORMAT_MINOR};
 pub use geometry::{Geometry, MAX_CHUNK_BYTES};
 pub use half::f16;
 pub use image::Image;
 pub use info::{ChannelInfo, FileInfo, inspect};
 pub use io::Backend;
+#[cfg(feature = "ndarray")]
+pub use ndarray;
+pub use region::Region;
 pub use sample::{Dtype, Sample};
+/// The `serde_json` this crate's metadata uses, so callers need no matching version.
+pub use serde_json;
 pub use settings::{Codec, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL, Settings};
 pub use store::{
     AutoCompact, ChecksumPolicy, Compaction, Durability, Stats, Verification, WrapBackend,

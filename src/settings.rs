@@ -146,7 +146,7 @@ impl Settings {
         check_level(self.level)?;
         if self.block_size > MAX_BLOCK_SIZE {
             return Err(Error::invalid(
-                "block size",
+                crate::error::Argument::BlockSize,
                 self.block_size,
                 format!("at most {MAX_BLOCK_SIZE} bytes"),
             ));
@@ -158,7 +158,11 @@ impl Settings {
 /// Levels run from 0 to 9; anything else is an error, never a silent clamp.
 pub(crate) fn check_level(level: u8) -> Result {
     if level > 9 {
-        return Err(Error::invalid("compression level", level, "0 to 9"));
+        return Err(Error::invalid(
+            crate::error::Argument::CompressionLevel,
+            level,
+            "0 to 9",
+        ));
     }
     Ok(())
 }

@@ -4,16 +4,14 @@
 
 use compressed_image::{AutoCompact, Channel, Image, Settings};
 
+mod common;
+
+use common::rng::Rng;
+
+/// Poorly compressible values, the same for the same `seed`.
 fn noise(seed: u32, n: usize) -> Vec<f32> {
-    let mut x = seed.wrapping_mul(2_654_435_761).max(1);
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            (x % 1000) as f32
-        })
-        .collect()
+    let mut rng = Rng::new(seed.into());
+    (0..n).map(|_| rng.below(1000) as f32).collect()
 }
 
 #[test]

@@ -9,47 +9,22 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use compressed_image::{
     AnyChannel, Backend, Channel, Dtype, Durability, Error, Image, MAX_CHUNK_BYTES, Result,
     Settings, f16,
 };
 
+mod common;
+
+use common::Digest;
+use common::fault::{Fault, INJECTED, Op, Target, assert_injected, wrap};
+use common::format::{SLOT_CRC_AT, SLOT_PAGE, crc32, seal_slot, slot_generation};
+use common::rng::noise;
+
 // ---------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------
-
-/// Size of one slot page (SPEC §3).
-const SLOT_PAGE: usize = 4096;
-/// Bytes of a slot record covered by its CRC (SPEC §3).
-const SLOT_CRC_AT: usize = 252;
-
-/// CRC-32/IEEE, bitwise: reflected polynomial 0xEDB88320, init and final XOR 0xFFFFFFFF.
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
-    }
-    !crc
-}
-
-/// Deterministic incompressible bytes (xorshift64*).
-fn noise(seed: u64, n: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
-        })
-        .collect()
-}
 
 /// Compressible, but not constant, bytes.
 fn pattern(n: usize) -> Vec<u8> {
@@ -83,16 +58,6 @@ fn dir_entries(dir: &Path) -> Vec<String> {
     names
 }
 
-/// Bytes compared by value but printed as length and CRC, so failures stay readable.
-#[derive(PartialEq)]
-struct Digest(Vec<u8>);
-
-impl std::fmt::Debug for Digest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "<{} bytes, crc32 {:08x}>", self.0.len(), crc32(&self.0))
-    }
-}
-
 /// Everything observable about a channel's current commit.
 #[derive(Debug, PartialEq)]
 struct ChannelState {
@@ -106,7 +71,7 @@ fn channel_state<T: compressed_image::Sample>(c: &Channel<T>) -> ChannelState {
     ChannelState {
         generation: c.stats().expect("stats").generation,
         data: Digest(bytemuck::cast_slice(&data).to_vec()),
-        lazy: (0..c.num_chunks().expect("num_chunks"))
+        lazy: (0..c.num_chunks())
             .map(|i| c.is_lazy(i).expect("is_lazy"))
             .collect(),
     }
@@ -145,19 +110,6 @@ fn find_all(haystack: &[u8], needle: &[u8]) -> Vec<usize> {
         .collect()
 }
 
-/// Generation stored in the slot of `page` (SPEC §3, offset 16).
-fn slot_generation(bytes: &[u8], page: usize) -> u64 {
-    let at = page * SLOT_PAGE + 16;
-    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
-}
-
-/// Recompute the CRC of the slot in `page` after its bytes were edited.
-fn fix_slot_crc(bytes: &mut [u8], page: usize) {
-    let start = page * SLOT_PAGE;
-    let crc = crc32(&bytes[start..start + SLOT_CRC_AT]);
-    bytes[start + SLOT_CRC_AT..start + SLOT_CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
-}
-
 /// A synced, closed channel file of 4 chunks of 128 KiB (u8, 1024 × 512), default settings.
 fn channel_file(dir: &Path, name: &str) -> (PathBuf, Vec<u8>) {
     let path = dir.join(name);
@@ -170,7 +122,7 @@ fn channel_file(dir: &Path, name: &str) -> (PathBuf, Vec<u8>) {
         Settings::default().chunk_size(128 * 1024),
     )
     .expect("create");
-    assert_eq!(c.num_chunks().unwrap(), 4);
+    assert_eq!(c.num_chunks(), 4);
     drop(c);
     (path, data)
 }
@@ -398,7 +350,7 @@ fn chunk_above_the_blosc2_limit_is_invalid_argument() {
     // byte more is not.
     let at_limit = Settings::default().chunk_size(MAX_CHUNK_BYTES);
     let c = Channel::<u8>::zeros(MAX_CHUNK_BYTES, 1, at_limit).unwrap();
-    assert_eq!(c.chunk_size().unwrap(), MAX_CHUNK_BYTES);
+    assert_eq!(c.chunk_size(), MAX_CHUNK_BYTES);
     assert!(matches!(
         err(Channel::<u8>::zeros(
             MAX_CHUNK_BYTES + 1,
@@ -418,7 +370,7 @@ fn chunk_above_the_blosc2_limit_is_invalid_argument() {
     ));
     // A huge requested chunk size on a small channel is capped, not an error.
     let c = Channel::<f32>::zeros(10, 10, Settings::default().chunk_size(usize::MAX)).unwrap();
-    assert_eq!(c.chunk_size().unwrap(), 400);
+    assert_eq!(c.chunk_size(), 400);
 }
 
 #[test]
@@ -461,12 +413,12 @@ fn level_above_nine_is_invalid_argument() {
 
 #[test]
 fn zero_threads_is_invalid_argument_and_keeps_the_thread_count() {
-    let mut c = Channel::<u8>::zeros(16, 16, Settings::default()).unwrap();
+    let c = Channel::<u8>::zeros(16, 16, Settings::default()).unwrap();
     c.set_threads(3).unwrap();
     let e = err(c.set_threads(0));
     assert!(matches!(e, Error::InvalidArgument { .. }), "{e:?}");
     assert_eq!(c.threads(), 3);
-    let mut any = c.clone().into_any();
+    let any = c.clone().into_any();
     assert!(matches!(
         err(any.set_threads(0)),
         Error::InvalidArgument { .. }
@@ -475,7 +427,7 @@ fn zero_threads_is_invalid_argument_and_keeps_the_thread_count() {
     // The channel still works.
     c.set_chunk(0, &pattern(256)).unwrap();
 
-    let mut img = Image::<u8>::new(16, 16).unwrap();
+    let img = Image::<u8>::new(16, 16).unwrap();
     img.set_threads(2).unwrap();
     let e = err(img.set_threads(0));
     assert!(matches!(e, Error::InvalidArgument { .. }), "{e:?}");
@@ -493,7 +445,7 @@ fn zero_threads_is_invalid_argument_and_keeps_the_thread_count() {
 fn seven_chunk_channel(path: &Path) -> Channel<f32> {
     let data: Vec<f32> = (0..250).map(|i| i as f32 * 0.5).collect();
     let c = Channel::create(path, &data, 10, 25, Settings::default().chunk_size(160)).unwrap();
-    assert_eq!(c.num_chunks().unwrap(), 7);
+    assert_eq!(c.num_chunks(), 7);
     assert_eq!(c.chunk_elems_at(3).unwrap(), 40);
     assert_eq!(c.chunk_elems_at(6).unwrap(), 10);
     c
@@ -767,11 +719,12 @@ fn wrong_dtype_on_open_is_dtype_mismatch_and_releases_the_lock() {
         )),
         Dtype::U32
     ));
-    assert!(mismatch(&err(Image::<u16>::open(&path)), Dtype::U16));
-    assert!(mismatch(
-        &err(Image::<i32>::open_read_only(&path)),
-        Dtype::I32
-    ));
+    assert!(
+        matches!(err(Image::<u16>::open(&path)), Error::ChannelDtypeMismatch { channel: 0, expected, .. } if expected == Dtype::U16)
+    );
+    assert!(
+        matches!(err(Image::<i32>::open_read_only(&path)), Error::ChannelDtypeMismatch { channel: 0, expected, .. } if expected == Dtype::I32)
+    );
     let msg = err(Channel::<u16>::open(&path)).to_string();
     assert!(
         msg.contains(&Dtype::U16.to_string()) && msg.contains(&Dtype::F32.to_string()),
@@ -792,15 +745,15 @@ fn wrong_dtype_on_open_is_dtype_mismatch_and_releases_the_lock() {
         .unwrap();
     drop(img);
     let ibytes = fs::read(&ipath).unwrap();
-    assert!(mismatch(&err(Image::<u8>::open(&ipath)), Dtype::U8));
-    assert!(mismatch(
-        &err(Image::<f16>::open_read_only(&ipath)),
-        Dtype::F16
-    ));
-    assert!(mismatch(
-        &err(Image::<u8>::open_with_backend(&ipath, |b| b)),
-        Dtype::U8
-    ));
+    assert!(
+        matches!(err(Image::<u8>::open(&ipath)), Error::ChannelDtypeMismatch { channel: 0, expected, .. } if expected == Dtype::U8)
+    );
+    assert!(
+        matches!(err(Image::<f16>::open_read_only(&ipath)), Error::ChannelDtypeMismatch { channel: 0, expected, .. } if expected == Dtype::F16)
+    );
+    assert!(
+        matches!(err(Image::<u8>::open_with_backend(&ipath, |b| b)), Error::ChannelDtypeMismatch { channel: 0, expected, .. } if expected == Dtype::U8)
+    );
     // A two-channel image is not a channel file, whatever the element type.
     assert!(matches!(
         err(Channel::<f32>::open(&ipath)),
@@ -832,7 +785,7 @@ fn wrong_dtype_open_of_an_unsynced_file_does_not_write() {
     ));
     assert!(matches!(
         err(Image::<u16>::open(&copy)),
-        Error::DtypeMismatch { .. }
+        Error::ChannelDtypeMismatch { .. }
     ));
     assert!(
         fs::read(&copy).unwrap() == bytes,
@@ -933,7 +886,7 @@ fn future_major_version_is_unsupported_version() {
             let s = page * SLOT_PAGE;
             bytes[s + 8..s + 10].copy_from_slice(&major.to_le_bytes());
             bytes[s + 10..s + 12].copy_from_slice(&minor.to_le_bytes());
-            fix_slot_crc(&mut bytes, page);
+            seal_slot(&mut bytes, page);
         }
         assert_every_open_fails(
             &bad_path,
@@ -946,7 +899,7 @@ fn future_major_version_is_unsupported_version() {
     // A future major in one slot and a damaged other slot: still UnsupportedVersion.
     let mut bytes = good.clone();
     bytes[8..10].copy_from_slice(&2u16.to_le_bytes());
-    fix_slot_crc(&mut bytes, 0);
+    seal_slot(&mut bytes, 0);
     bytes[SLOT_PAGE + 100] ^= 0xFF;
     assert_every_open_fails(&bad_path, &bytes, |e| {
         matches!(e, Error::UnsupportedVersion { major: 2, minor: 0 })
@@ -1150,7 +1103,7 @@ fn raw_blob_channel(dir: &Path) -> (PathBuf, Vec<u8>) {
         Settings::default().level(0).chunk_size(2048),
     )
     .unwrap();
-    assert_eq!(c.num_chunks().unwrap(), 8);
+    assert_eq!(c.num_chunks(), 8);
     drop(c);
     (path, data)
 }
@@ -1409,105 +1362,6 @@ fn writes_through_read_only_handles_are_read_only() {
 // Injected I/O failures (through the Backend seam)
 // ---------------------------------------------------------------------------------------
 
-const INJECTED: &str = "injected fault";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Write,
-    SetLen,
-    Sync,
-}
-
-/// Shared state of a fault-injecting backend: once armed, counts the calls of each
-/// mutating operation and fails the chosen one.
-struct Fault {
-    target: Option<(Op, usize)>,
-    armed: AtomicBool,
-    counts: [AtomicUsize; 3],
-    fired: AtomicBool,
-}
-
-impl Fault {
-    fn new(target: Option<(Op, usize)>) -> Arc<Fault> {
-        Arc::new(Fault {
-            target,
-            armed: AtomicBool::new(false),
-            counts: Default::default(),
-            fired: AtomicBool::new(false),
-        })
-    }
-    fn arm(&self) {
-        self.armed.store(true, Ordering::SeqCst);
-    }
-    fn count(&self, op: Op) -> usize {
-        self.counts[op as usize].load(Ordering::SeqCst)
-    }
-    fn fired(&self) -> bool {
-        self.fired.load(Ordering::SeqCst)
-    }
-    fn hit(&self, op: Op) -> io::Result<()> {
-        if !self.armed.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        let n = self.counts[op as usize].fetch_add(1, Ordering::SeqCst);
-        if self.target == Some((op, n)) {
-            self.fired.store(true, Ordering::SeqCst);
-            return Err(io::Error::other(INJECTED));
-        }
-        Ok(())
-    }
-}
-
-/// Delegates to the production backend, failing the call `Fault` picks (without doing it).
-struct Failing {
-    inner: Box<dyn Backend>,
-    fault: Arc<Fault>,
-}
-
-impl Backend for Failing {
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.inner.read_exact_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.fault.hit(Op::Write)?;
-        self.inner.write_all_at(buf, offset)
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.fault.hit(Op::SetLen)?;
-        self.inner.set_len(len)
-    }
-    fn sync(&self) -> io::Result<()> {
-        self.fault.hit(Op::Sync)?;
-        self.inner.sync()
-    }
-}
-
-fn wrap(
-    fault: &Arc<Fault>,
-) -> impl Fn(Box<dyn Backend>) -> Box<dyn Backend> + Send + Sync + 'static {
-    let fault = fault.clone();
-    move |inner| -> Box<dyn Backend> {
-        Box::new(Failing {
-            inner,
-            fault: fault.clone(),
-        })
-    }
-}
-
-fn assert_injected(e: &Error, what: &str) {
-    match e {
-        Error::Io(io) => {
-            assert_eq!(io.kind(), io::ErrorKind::Other, "{what}");
-            assert!(io.to_string().contains(INJECTED), "{what}: {io}");
-        }
-        other => panic!("{what}: expected Error::Io, got {other:?}"),
-    }
-    assert!(e.to_string().contains(INJECTED), "{what}: {e}");
-}
-
 type Step<'a, H> = &'a dyn Fn(&H) -> Result;
 
 /// One fault-injection experiment on a file handle of type `H` whose observable state is `S`.
@@ -1543,7 +1397,7 @@ impl<H, S: PartialEq + std::fmt::Debug> Matrix<'_, H, S> {
         for op in [Op::Write, Op::SetLen, Op::Sync] {
             let path = dir.join(format!("{name}-measure.cimg"));
             fs::copy(base, &path).unwrap();
-            let fault = Fault::new(None);
+            let fault = Fault::disarmed([]);
             let h = (self.open)(&path, &fault);
             (self.setup)(&h).unwrap();
             fault.arm();
@@ -1555,7 +1409,7 @@ impl<H, S: PartialEq + std::fmt::Debug> Matrix<'_, H, S> {
                 let what = format!("{name}: {op:?} #{k} of {calls} fails");
                 let path = dir.join(format!("{name}-{op:?}-{k}.cimg"));
                 fs::copy(base, &path).unwrap();
-                let fault = Fault::new(Some((op, k)));
+                let fault = Fault::disarmed([Target::new(op, k)]);
                 let h = (self.open)(&path, &fault);
                 (self.setup)(&h).unwrap();
                 let before = (self.state)(&h);
@@ -1718,7 +1572,7 @@ fn the_fault_matrix_exercises_writes_set_len_and_sync() {
     let count = |setup: Step<'_, Channel<u8>>, act: Step<'_, Channel<u8>>| {
         let p = dir.path().join("probe.cimg");
         fs::copy(&base, &p).unwrap();
-        let fault = Fault::new(None);
+        let fault = Fault::disarmed([]);
         let c = open_failing_channel(&p, &fault);
         setup(&c).unwrap();
         fault.arm();
@@ -1748,12 +1602,12 @@ fn io_error_in_the_sync_of_open_fails_the_open_and_changes_nothing() {
     let dir = tempdir();
     let (path, data) = channel_file(dir.path(), "c.cimg");
     let bytes = fs::read(&path).unwrap();
-    let fault = Fault::new(Some((Op::Sync, 0)));
+    let fault = Fault::disarmed([Target::new(Op::Sync, 0)]);
     fault.arm();
     let e = err(AnyChannel::open_with_backend(&path, wrap(&fault)));
     assert!(fault.fired());
     assert_injected(&e, "sync during open");
-    let fault = Fault::new(Some((Op::Sync, 0)));
+    let fault = Fault::disarmed([Target::new(Op::Sync, 0)]);
     fault.arm();
     let e = err(Image::<u8>::open_with_backend(&path, wrap(&fault)));
     assert_injected(&e, "sync during image open");
@@ -1767,7 +1621,7 @@ fn io_error_in_the_sync_of_open_fails_the_open_and_changes_nothing() {
 fn io_error_in_the_sync_on_drop_is_ignored_and_the_commit_survives() {
     let dir = tempdir();
     let (path, _) = channel_file(dir.path(), "c.cimg");
-    let fault = Fault::new(Some((Op::Sync, 0)));
+    let fault = Fault::disarmed([Target::new(Op::Sync, 0)]);
     let c = open_failing_channel(&path, &fault);
     c.set_chunk(1, &noise(14, CHUNK)).unwrap();
     let contents = channel_contents(&c);
@@ -1883,7 +1737,7 @@ fn error_messages_name_the_values_involved() {
     let msg = err(Channel::<f32>::zeros(0, 25, Settings::default())).to_string();
     assert!(msg.contains("0 x 25"), "{msg}");
     // Threads.
-    let mut c = c;
+    let c = c;
     let msg = err(c.set_threads(0)).to_string();
     assert!(msg.contains('0') && msg.contains("at least 1"), "{msg}");
     // Variants without values still say what happened.

@@ -258,7 +258,7 @@ fn typed_bytes<T: Sample>(path: &std::path::Path) -> Vec<u8> {
     let channel = Channel::<T>::open_read_only(path).unwrap();
     let values = channel.get_decompressed().unwrap();
     let image = Image::<T>::open_read_only(path).unwrap();
-    assert_eq!(image.channels().len(), 1);
+    assert_eq!(image.channels().unwrap().len(), 1);
     assert!(image.channel_names().is_empty());
     assert_eq!(image.metadata(), serde_json::Value::Null);
     let via_image = image.get_decompressed().unwrap();
@@ -294,21 +294,21 @@ fn check_case(case: &Case) {
     let c = AnyChannel::open_read_only(&path).unwrap_or_else(|e| panic!("{f}: {e}"));
     assert!(!c.is_writable());
     let size = case.dtype.size();
-    assert_eq!(c.dtype().unwrap(), case.dtype, "{f}");
-    assert_eq!(c.width().unwrap(), case.width, "{f}");
-    assert_eq!(c.height().unwrap(), case.height, "{f}");
-    let g = c.geometry().unwrap();
+    assert_eq!(c.dtype(), case.dtype, "{f}");
+    assert_eq!(c.width(), case.width, "{f}");
+    assert_eq!(c.height(), case.height, "{f}");
+    let g = c.geometry();
     assert_eq!(g.rows_per_chunk(), case.rows_per_chunk, "{f}");
     assert_eq!(g.elem_size(), size, "{f}");
-    assert_eq!(c.num_chunks().unwrap(), case.kinds.len(), "{f}");
+    assert_eq!(c.num_chunks(), case.kinds.len(), "{f}");
     assert_eq!(
-        c.chunk_size().unwrap(),
+        c.chunk_size(),
         case.rows_per_chunk * case.width * size,
         "{f}"
     );
-    assert_eq!(c.codec().unwrap(), case.codec, "{f}");
-    assert_eq!(c.level().unwrap(), case.level, "{f}");
-    assert_eq!(c.settings().unwrap().block_size, case.block_size, "{f}");
+    assert_eq!(c.codec(), case.codec, "{f}");
+    assert_eq!(c.level(), case.level, "{f}");
+    assert_eq!(c.settings().block_size, case.block_size, "{f}");
     // Every file has a short last chunk.
     let last = case.kinds.len() - 1;
     assert!(!case.height.is_multiple_of(case.rows_per_chunk), "{f}");
@@ -515,19 +515,19 @@ fn image_f32() {
         (Codec::Lz4hc, 9, 32 * 1024, 3, &[true; 4], &c1),
         (Codec::Blosclz, 1, 256, 5, &[false, true], &c2),
     ];
-    let channels = image.channels();
+    let channels = image.channels().unwrap();
     assert_eq!(channels.len(), 3);
     let decoded = image.get_decompressed().unwrap();
     for (i, (codec, level, block, rows, lazy, data)) in expect.into_iter().enumerate() {
         let c = &channels[i];
-        assert_eq!(c.width().unwrap(), w);
-        assert_eq!(c.height().unwrap(), h);
-        assert_eq!(c.dtype().unwrap(), Dtype::F32);
-        assert_eq!(c.codec().unwrap(), codec, "channel {i}");
-        assert_eq!(c.level().unwrap(), level, "channel {i}");
-        assert_eq!(c.settings().unwrap().block_size, block, "channel {i}");
-        assert_eq!(c.geometry().unwrap().rows_per_chunk(), rows, "channel {i}");
-        assert_eq!(c.num_chunks().unwrap(), lazy.len(), "channel {i}");
+        assert_eq!(c.width(), w);
+        assert_eq!(c.height(), h);
+        assert_eq!(c.dtype(), Dtype::F32);
+        assert_eq!(c.codec(), codec, "channel {i}");
+        assert_eq!(c.level(), level, "channel {i}");
+        assert_eq!(c.settings().block_size, block, "channel {i}");
+        assert_eq!(c.geometry().rows_per_chunk(), rows, "channel {i}");
+        assert_eq!(c.num_chunks(), lazy.len(), "channel {i}");
         for (k, &l) in lazy.iter().enumerate() {
             assert_eq!(c.is_lazy(k).unwrap(), l, "channel {i} chunk {k}");
         }
@@ -541,12 +541,12 @@ fn image_f32() {
     }
     // Name lookups take the first match.
     let by_name = image.channel_by_name("R").unwrap();
-    assert_eq!(by_name.level().unwrap(), 5);
+    assert_eq!(by_name.level(), 5);
     // A three-channel file is not a channel file; the element type is checked.
     assert!(AnyChannel::open_read_only(&path).is_err());
     assert!(matches!(
         Image::<u16>::open_read_only(&path).map(drop),
-        Err(Error::DtypeMismatch { .. })
+        Err(Error::ChannelDtypeMismatch { .. })
     ));
     let stats = image.stats().unwrap();
     assert_eq!((stats.blob_chunks, stats.fill_chunks), (3, 6));
@@ -570,11 +570,11 @@ fn commits_u16_history() {
     expected[2 * w..4 * w].copy_from_slice(&data(7)[2 * w..4 * w]);
     expected[4 * w..6 * w].fill(0x5555);
     let c = Channel::<u16>::open_read_only(&path).unwrap();
-    assert_eq!((c.width().unwrap(), c.height().unwrap()), (w, h));
-    assert_eq!(c.codec().unwrap(), Codec::Lz4);
-    assert_eq!(c.level().unwrap(), 5);
-    assert_eq!(c.settings().unwrap().block_size, 32 * 1024);
-    assert_eq!(c.geometry().unwrap().rows_per_chunk(), 2);
+    assert_eq!((c.width(), c.height()), (w, h));
+    assert_eq!(c.codec(), Codec::Lz4);
+    assert_eq!(c.level(), 5);
+    assert_eq!(c.settings().block_size, 32 * 1024);
+    assert_eq!(c.geometry().rows_per_chunk(), 2);
     let lazy: Vec<bool> = (0..4).map(|i| c.is_lazy(i).unwrap()).collect();
     assert_eq!(lazy, [false, false, true, false]);
     assert_eq!(c.get_decompressed().unwrap(), expected);

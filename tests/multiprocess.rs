@@ -3,149 +3,20 @@
 //! single-writer/multi-reader consistency under continuous commits, readers that follow a
 //! file growing past their mapping, and a writer killed with SIGKILL.
 //!
-//! Child processes are this test binary run again on one `child_*` test
-//! (`--exact NAME --nocapture`), with the environment variable `CIMG_CHILD` set to that
-//! name; without it the `child_*` tests return at once. Children talk to the parent
-//! through lines `@cimg <word> <values>` on stdout and take commands on stdin.
+//! Child processes are this test binary run again on one `child_*` test, as
+//! `common::child` describes: they report through protocol lines on stdout and take
+//! commands on stdin.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use compressed_image::{Channel, Error, Settings};
 
-/// Environment variable naming the child role; unset in the parent.
-const CHILD_ENV: &str = "CIMG_CHILD";
-/// Environment variable with the file the child works on.
-const PATH_ENV: &str = "CIMG_PATH";
-/// Marker of protocol lines on a child's stdout (the test harness prints other lines).
-const MARK: &str = "@cimg ";
-/// How long the parent waits for any one message before failing the test.
-const TIMEOUT: Duration = Duration::from_secs(60);
+#[macro_use]
+mod common;
 
-// ---------------------------------------------------------------------------------------
-// Process plumbing
-
-/// A running child process and the protocol lines it printed.
-struct Child {
-    name: &'static str,
-    process: std::process::Child,
-    lines: Receiver<String>,
-    stdin: Option<ChildStdin>,
-}
-
-/// Start this test binary on the child test `name`, working on `path`.
-fn spawn(name: &'static str, path: &Path, env: &[(&str, String)]) -> Child {
-    let mut command = Command::new(std::env::current_exe().expect("current_exe"));
-    command
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, name)
-        .env(PATH_ENV, path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let mut process = command.spawn().expect("spawn child test process");
-    let stdout = process.stdout.take().expect("child stdout");
-    let stdin = process.stdin.take();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            // `--nocapture` output may share a line with the harness's "test NAME ... ".
-            if let Some(at) = line.find(MARK)
-                && tx.send(line[at + MARK.len()..].to_string()).is_err()
-            {
-                break;
-            }
-        }
-    });
-    Child {
-        name,
-        process,
-        lines,
-        stdin,
-    }
-}
-
-impl Child {
-    /// The next protocol line, which must start with `word`; returns the rest.
-    fn expect(&self, word: &str) -> String {
-        let line = self.lines.recv_timeout(TIMEOUT).unwrap_or_else(|e| {
-            panic!(
-                "{}: no `{word}` line from the child ({e}); see its panic message above",
-                self.name
-            )
-        });
-        match line.strip_prefix(word) {
-            Some(rest) => rest.trim().to_string(),
-            None => panic!("{}: expected `{word} ...`, got `{line}`", self.name),
-        }
-    }
-
-    /// Send one command line to the child's stdin.
-    fn send(&mut self, command: &str) {
-        let stdin = self.stdin.as_mut().expect("child stdin is open");
-        writeln!(stdin, "{command}").expect("write to child stdin");
-        stdin.flush().expect("flush child stdin");
-    }
-
-    /// Wait for a successful exit; returns the protocol lines not consumed yet.
-    fn finish(mut self) -> Vec<String> {
-        drop(self.stdin.take());
-        let status = wait_timeout(&mut self.process, TIMEOUT);
-        assert!(status.success(), "{}: child failed: {status}", self.name);
-        self.lines.iter().collect()
-    }
-}
-
-fn wait_timeout(process: &mut std::process::Child, timeout: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = process.try_wait().expect("wait for child") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = process.kill();
-            panic!("child process did not exit within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// In a child process: the file to work on, if this process runs child test `name`.
-fn child_role(name: &str) -> Option<PathBuf> {
-    if std::env::var(CHILD_ENV).ok()? != name {
-        return None;
-    }
-    Some(std::env::var_os(PATH_ENV).expect("CIMG_PATH is set").into())
-}
-
-/// In a child process: print a protocol line for the parent.
-macro_rules! report {
-    ($($arg:tt)*) => {
-        println!("{}{}", MARK, format_args!($($arg)*))
-    };
-}
-
-/// In a child process: wait for the parent's next command (empty when stdin is closed).
-fn command() -> String {
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line).expect("read stdin");
-    line.trim().to_string()
-}
-
-fn env_u64(key: &str) -> u64 {
-    std::env::var(key)
-        .unwrap_or_else(|_| panic!("{key} is set"))
-        .parse()
-        .unwrap_or_else(|_| panic!("{key} is a number"))
-}
+use common::child::{Child, child_role, command, env_u64, spawn};
+use common::rng::Rng;
 
 // ---------------------------------------------------------------------------------------
 // Data
@@ -174,7 +45,7 @@ fn generation_chunk(g: u64) -> Vec<f32> {
 fn commit_generation(channel: &Channel<f32>, g: u64) {
     let chunk = generation_chunk(g);
     let mut batch = channel.batch().expect("batch");
-    for index in 0..channel.num_chunks().expect("num_chunks") {
+    for index in 0..channel.num_chunks() {
         batch.set_chunk(index, &chunk).expect("stage chunk");
     }
     batch.commit().expect("commit");
@@ -196,18 +67,10 @@ fn generation_of(data: &[f32]) -> u64 {
     g
 }
 
-/// Incompressible chunk contents for the growth test (xorshift, seeded by the chunk).
+/// Incompressible chunk contents for the growth test, seeded by the chunk.
 fn noise_chunk(index: usize, len: usize) -> Vec<u32> {
-    let mut state =
-        0x9E37_79B9_7F4A_7C15u64 ^ (index as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 16) as u32
-        })
-        .collect()
+    let mut rng = Rng::new(index as u64 + 1);
+    (0..len).map(|_| (rng.next() >> 16) as u32).collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -245,7 +108,7 @@ fn second_writer_in_another_process_is_locked_out() {
     let writer = Channel::<f32>::create_full(&path, W, H, 0.0, small_settings()).unwrap();
     writer.set_chunk(0, &[1.0; CHUNK_ELEMS]).unwrap();
 
-    let child = spawn(
+    let mut child = spawn(
         "child_second_writer",
         &path,
         &[("CIMG_EXPECT", "locked".into())],
@@ -256,7 +119,7 @@ fn second_writer_in_another_process_is_locked_out() {
     writer.set_chunk(2, &[2.0; CHUNK_ELEMS]).unwrap();
     drop(writer);
 
-    let child = spawn(
+    let mut child = spawn(
         "child_second_writer",
         &path,
         &[("CIMG_EXPECT", "ok".into())],
@@ -379,16 +242,16 @@ fn swmr_readers_always_see_one_generation() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("swmr.cimg");
     let writer = Channel::<f32>::create_full(&path, W, H, 0.0, small_settings()).unwrap();
-    assert_eq!(writer.num_chunks().unwrap(), 4);
+    assert_eq!(writer.num_chunks(), 4);
     drop(writer);
 
-    let writer = spawn(
+    let mut writer = spawn(
         "child_swmr_writer",
         &path,
         &[("CIMG_MILLIS", "3000".into())],
     );
     writer.expect("ready");
-    let readers: Vec<Child> = (0..2)
+    let mut readers: Vec<Child> = (0..2)
         .map(|_| {
             spawn(
                 "child_swmr_reader",
@@ -401,7 +264,7 @@ fn swmr_readers_always_see_one_generation() {
     let last: u64 = done.parse().unwrap();
     writer.finish();
     assert!(last >= 10, "the writer made only {last} commits");
-    for (i, reader) in readers.into_iter().enumerate() {
+    for (i, reader) in readers.iter_mut().enumerate() {
         let counts = reader.expect("counts");
         reader.finish();
         let n: Vec<u64> = counts.split(' ').map(|v| v.parse().unwrap()).collect();
@@ -437,7 +300,7 @@ fn child_growth_reader() {
         return;
     };
     let reader = Channel::<u32>::open_read_only(&path).unwrap();
-    let n = reader.num_chunks().unwrap();
+    let n = reader.num_chunks();
     assert!(reader.get_decompressed().unwrap().iter().all(|&v| v == 0));
     report!("opened {}", reader.stats().unwrap().file_len);
     assert_eq!(command(), "go");
@@ -457,8 +320,8 @@ fn child_growth_reader() {
     }
     let whole = reader.get_decompressed().unwrap();
     assert_eq!(
-        whole[..reader.chunk_elems().unwrap()],
-        noise_chunk(0, reader.chunk_elems().unwrap())
+        whole[..reader.chunk_elems()],
+        noise_chunk(0, reader.chunk_elems())
     );
     report!("refreshed {}", reader.stats().unwrap().file_len);
 }
@@ -469,7 +332,7 @@ fn reader_follows_file_growth_past_its_mapping() {
     let path = dir.path().join("grow.cimg");
     let settings = Settings::default().chunk_size(GROW_W * 16 * 4);
     let writer = Channel::<u32>::create_full(&path, GROW_W, GROW_H, 0, settings).unwrap();
-    let n = writer.num_chunks().unwrap();
+    let n = writer.num_chunks();
     assert_eq!(n, 64);
 
     let mut child = spawn("child_growth_reader", &path, &[]);
@@ -525,11 +388,10 @@ fn writer_killed_mid_loop_leaves_last_reported_commit() {
     }
     // Let it run on a little, so that the kill lands at no particular point of the loop.
     std::thread::sleep(Duration::from_millis(u64::from(std::process::id() % 16)));
-    child.process.kill().unwrap(); // SIGKILL, mid-loop
-    let status = wait_timeout(&mut child.process, TIMEOUT);
+    let (status, lines) = child.kill_and_drain(); // SIGKILL, mid-loop
     assert!(!status.success());
     // Lines the child printed before it died are still in the pipe.
-    for line in child.lines.iter() {
+    for line in lines {
         if let Some(g) = line.strip_prefix("committed ") {
             reported = reported.max(g.parse().unwrap());
         }

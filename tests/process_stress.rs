@@ -22,196 +22,31 @@
 //!   writer thread's CPU, run-queue and off-CPU times, which tell CPU contention (readers
 //!   and writer share the cores) from blocking. About 6 s; `CIMG_LONG=1`: about 3 minutes.
 //!
-//! Children are this test binary run again on one `child_*` test (`--exact NAME
-//! --nocapture`) with `CIMG_STRESS_CHILD` set to that name; without it the `child_*` tests
-//! return at once. Children talk to the parent through lines `@stress <word> <values>` on
-//! stdout (a pipe: lines printed before a kill are still read) and take commands on stdin.
+//! Children are this test binary run again on one `child_*` test, as `common::child`
+//! describes: they report through protocol lines on stdout (a pipe: lines printed before a
+//! kill are still read) and take commands on stdin.
 //! Run with `cargo test --release --test process_stress -- --nocapture` to see the figures.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use compressed_image::{Error, Image, Settings};
 
-/// Environment variable naming the child role; unset in the parent.
-const CHILD_ENV: &str = "CIMG_STRESS_CHILD";
-/// Environment variable with the file the child works on.
-const PATH_ENV: &str = "CIMG_STRESS_PATH";
-/// Marker of protocol lines on a child's stdout (the test harness prints other lines).
-const MARK: &str = "@stress ";
-/// How long the parent waits for any one message before failing the test.
-const TIMEOUT: Duration = Duration::from_secs(60);
+#[macro_use]
+mod common;
 
-/// Whether the long runs were asked for (`CIMG_LONG=1`).
-fn long_run() -> bool {
-    std::env::var("CIMG_LONG").is_ok_and(|v| v == "1")
-}
+use common::child::{Child, TIMEOUT, child_role, command, env_u64, spawn};
+use common::long_run;
+use common::rng::Rng;
 
 /// The two parent tests measure time and rates: run them one at a time.
 fn serial() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
     SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-// ---------------------------------------------------------------------------------------
-// Process plumbing
-
-/// A running child process and the protocol lines it printed. Dropping it kills the
-/// process if it still runs (a failing parent leaves no child behind).
-struct Child {
-    name: &'static str,
-    process: std::process::Child,
-    lines: Receiver<String>,
-    stdin: Option<ChildStdin>,
-}
-
-/// Start this test binary on the child test `name`, working on `path`.
-fn spawn(name: &'static str, path: &Path, env: &[(&str, String)]) -> Child {
-    let mut command = Command::new(std::env::current_exe().expect("current_exe"));
-    command
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, name)
-        .env(PATH_ENV, path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let mut process = command.spawn().expect("spawn child test process");
-    let stdout = process.stdout.take().expect("child stdout");
-    let stdin = process.stdin.take();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            // `--nocapture` output may share a line with the harness's "test NAME ... ".
-            if let Some(at) = line.find(MARK)
-                && tx.send(line[at + MARK.len()..].to_string()).is_err()
-            {
-                break;
-            }
-        }
-    });
-    Child {
-        name,
-        process,
-        lines,
-        stdin,
-    }
-}
-
-impl Child {
-    /// The next protocol line, within `timeout`.
-    fn next_line(&self, timeout: Duration) -> String {
-        self.lines.recv_timeout(timeout).unwrap_or_else(|e| {
-            panic!(
-                "{}: no line from the child ({e}); see its panic message above",
-                self.name
-            )
-        })
-    }
-
-    /// The next protocol line, which must start with `word`; returns the rest.
-    fn expect_within(&self, word: &str, timeout: Duration) -> String {
-        let line = self.next_line(timeout);
-        match line.strip_prefix(word) {
-            Some(rest) => rest.trim().to_string(),
-            None => panic!("{}: expected `{word} ...`, got `{line}`", self.name),
-        }
-    }
-
-    fn expect(&self, word: &str) -> String {
-        self.expect_within(word, TIMEOUT)
-    }
-
-    /// Send one command line to the child's stdin.
-    fn send(&mut self, command: &str) {
-        let stdin = self.stdin.as_mut().expect("child stdin is open");
-        writeln!(stdin, "{command}").expect("write to child stdin");
-        stdin.flush().expect("flush child stdin");
-    }
-
-    /// Wait for the child to exit, at most `timeout`.
-    fn wait(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.process.try_wait().expect("wait for child") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{}: child did not exit within {timeout:?}",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    /// Close stdin and wait for a successful exit.
-    fn finish(&mut self) {
-        drop(self.stdin.take());
-        let status = self.wait(TIMEOUT);
-        assert!(status.success(), "{}: child failed: {status}", self.name);
-    }
-
-    /// SIGKILL the child, wait for it, and return every protocol line it printed that was
-    /// not consumed yet (they stay in the pipe after its death).
-    fn kill_and_drain(&mut self) -> (ExitStatus, Vec<String>) {
-        self.process.kill().expect("SIGKILL the child");
-        let status = self.wait(TIMEOUT);
-        // The reader thread ends at end of file, i.e. once the child is gone.
-        (status, self.lines.iter().collect())
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        if let Ok(None) = self.process.try_wait() {
-            let _ = self.process.kill();
-            let _ = self.process.wait();
-        }
-    }
-}
-
-/// In a child process: the file to work on, if this process runs child test `name`.
-fn child_role(name: &str) -> Option<PathBuf> {
-    if std::env::var(CHILD_ENV).ok()? != name {
-        return None;
-    }
-    Some(
-        std::env::var_os(PATH_ENV)
-            .expect("CIMG_STRESS_PATH is set")
-            .into(),
-    )
-}
-
-/// In a child process: print a protocol line for the parent.
-macro_rules! report {
-    ($($arg:tt)*) => {
-        println!("{}{}", MARK, format_args!($($arg)*))
-    };
-}
-
-/// In a child process: wait for the parent's next command (empty when stdin is closed).
-fn command() -> String {
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line).expect("read stdin");
-    line.trim().to_string()
-}
-
-fn env_u64(key: &str) -> u64 {
-    std::env::var(key)
-        .unwrap_or_else(|_| panic!("{key} is set"))
-        .parse()
-        .unwrap_or_else(|_| panic!("{key} is a number"))
 }
 
 /// Parse whitespace-separated numbers of a protocol line.
@@ -222,24 +57,6 @@ fn numbers(line: &str) -> Vec<u64> {
                 .unwrap_or_else(|_| panic!("bad number in `{line}`"))
         })
         .collect()
-}
-
-/// A seeded pseudo-random generator (SplitMix64): runs are repeatable from the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n`.
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// Time the calling thread spent on a CPU and waiting for one (run queue), from
@@ -284,7 +101,7 @@ fn chunk_data(g: u32, channel: usize, index: usize, len: usize, noise_every: u32
         Kind::Fill => {}
         Kind::Blob => data[len - 1] = !g,
         Kind::Noise => {
-            let mut rng = Rng(u64::from(g) << 32 ^ (channel as u64) << 16 ^ index as u64);
+            let mut rng = Rng::new(u64::from(g) << 32 ^ (channel as u64) << 16 ^ index as u64);
             data[1..]
                 .iter_mut()
                 .for_each(|v| *v = (rng.next() >> 32) as u32);
@@ -386,8 +203,8 @@ fn child_crash_writer() {
     let Some(path) = child_role("child_crash_writer") else {
         return;
     };
-    let mut rng = Rng(env_u64("CIMG_SEED"));
-    let mut image = Image::<u32>::open(&path).expect("open for writing");
+    let mut rng = Rng::new(env_u64("CIMG_SEED"));
+    let image = Image::<u32>::open(&path).expect("open for writing");
     image.set_threads(1).unwrap();
     let state = crash_state(&image).expect("the file holds a consistent state");
     report!(
@@ -396,7 +213,7 @@ fn child_crash_writer() {
         join(&state)
     );
     let generation = |image: &Image<u32>| image.stats().unwrap().generation;
-    let channels = image.channels();
+    let channels = image.channels().unwrap();
     let mut g = state.iter().max().expect("chunks") + 1;
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(60) {
@@ -550,13 +367,10 @@ fn killed_writer_loop_reopens_at_a_committed_state() {
                 .add_lazy_channel(0, Some(&format!("c{c}")), settings)
                 .unwrap();
         }
-        assert_eq!(
-            image.channel(0).unwrap().num_chunks().unwrap(),
-            CRASH_CHUNKS
-        );
+        assert_eq!(image.channel(0).unwrap().num_chunks(), CRASH_CHUNKS);
     }
 
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut model = Model {
         state: vec![0; CRASH_CHANNELS * CRASH_CHUNKS],
         pending: None,
@@ -580,10 +394,10 @@ fn killed_writer_loop_reopens_at_a_committed_state() {
         if rng.below(8) == 0 {
             // Now and then, kill it while it starts and opens the file (which syncs and may
             // write a marker slot).
-            std::thread::sleep(Duration::from_millis(rng.below(6)));
+            std::thread::sleep(Duration::from_millis(rng.below(6) as u64));
         } else {
             model.apply(&child.next_line(TIMEOUT));
-            std::thread::sleep(Duration::from_millis(rng.below(51)));
+            std::thread::sleep(Duration::from_millis(rng.below(51) as u64));
         }
         let (status, lines) = child.kill_and_drain();
         assert_eq!(
@@ -732,9 +546,9 @@ fn child_swmr_stress_writer() {
     let Some(path) = child_role("child_swmr_stress_writer") else {
         return;
     };
-    let mut image = Image::<u32>::open(&path).expect("open for writing");
+    let image = Image::<u32>::open(&path).expect("open for writing");
     image.set_threads(1).unwrap();
-    let channels = image.channels();
+    let channels = image.channels().unwrap();
     let mut g = swmr_position(&chunk_values(&image, SW_CHUNK_ELEMS, SW_NOISE_EVERY).unwrap())
         .expect("a complete round")
         .0;
@@ -758,7 +572,7 @@ fn child_swmr_stress_writer() {
             for (c, channel) in channels.iter().enumerate() {
                 let t = Instant::now();
                 let mut batch = channel.batch().unwrap();
-                for i in 0..channel.num_chunks().unwrap() {
+                for i in 0..channel.num_chunks() {
                     let len = channel.chunk_elems_at(i).unwrap();
                     batch
                         .set_chunk(i, &chunk_data(g, c, i, len, SW_NOISE_EVERY))
@@ -804,7 +618,7 @@ fn child_swmr_stress_reader() {
     let stop = PathBuf::from(std::env::var_os("CIMG_STOP").expect("CIMG_STOP is set"));
     // A parent that died must not leave readers spinning forever.
     let deadline = Instant::now() + Duration::from_millis(env_u64("CIMG_MAX_MILLIS"));
-    let mut image = Image::<u32>::open_read_only(&path).expect("open read-only");
+    let image = Image::<u32>::open_read_only(&path).expect("open read-only");
     image.set_threads(1).unwrap();
     report!("ready");
     let inode = || std::fs::metadata(&path).map(|m| m.ino()).unwrap_or(0);
@@ -955,7 +769,7 @@ fn swmr_stress_readers_see_whole_commits() {
         for name in ["r", "g", "b"] {
             image.add_lazy_channel(0, Some(name), settings).unwrap();
         }
-        assert_eq!(image.channel(0).unwrap().num_chunks().unwrap(), 8);
+        assert_eq!(image.channel(0).unwrap().num_chunks(), 8);
     }
     let run_timeout = |ms: u64| TIMEOUT + Duration::from_millis(ms);
 

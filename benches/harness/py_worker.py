@@ -1,10 +1,16 @@
 """Benchmark worker for the Python systems: one system, one metric, N reps, one JSON line.
 
     python py_worker.py worker --system S --data PATH.raw --width W --height H
-        --dtype f32|f16|u8|u32 --metric M --reps N --workdir DIR
+        --dtype f32|f16|u8|u32 --metric M --threads N --reps R --workdir DIR
 
-prints ``{"system", "metric", "unit", "values": [...], "extra": {...}}`` (or ``{"system",
-"metric", "skipped"}``) on stdout and exits 0; any error gives a traceback on stderr and exit 1.
+prints ``{"system", "metric", "threads", "unit", "values": [...], "extra": {...}}`` (plus
+``"also": {"construct_durable" | "rewrite_durable": [...]}`` for file systems) or ``{"system",
+"metric", "skipped"}`` on stdout and exits 0; any error gives a traceback on stderr and exit 1.
+
+Every thread knob of the system is set to ``--threads``: compressed-image's
+``update_nthreads(n, 32 KiB)``, python-blosc2's ``nthreads`` (global, cparams and dparams),
+zarr's ``threading.max_workers``. run.py also limits the process to ``n`` CPUs, which is what
+bounds the constructors that have no thread argument.
 
 The peers (``compressed-image-1.0.1``, ``blosc2-*``, ``zarr-v3``) run in the peers venv, where
 ``compressed_image`` is the original 1.0.1; ``cimg-python*`` run in /work/main/.venv, where it
@@ -64,6 +70,26 @@ def remove(path: str) -> None:
             os.remove(p)
 
 
+def fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(path: str) -> None:
+    """fsync a file, or every file and directory of a tree (a zarr store) and its parent."""
+    if os.path.isdir(path):
+        for root, _, files in os.walk(path):
+            for f in files:
+                fsync_path(os.path.join(root, f))
+            fsync_path(root)
+    else:
+        fsync_path(path)
+    fsync_path(os.path.dirname(os.path.abspath(path)))
+
+
 def tree_size(path: str) -> int:
     if os.path.isfile(path):
         return os.path.getsize(path)
@@ -84,17 +110,22 @@ class Adapter:
     ext = ""
     notes: dict = {}
 
-    def __init__(self, width: int, height: int, dtype: np.dtype):
-        self.w, self.h, self.dtype = width, height, dtype
+    def __init__(self, width: int, height: int, dtype: np.dtype, threads: int):
+        self.w, self.h, self.dtype, self.n = width, height, dtype, threads
         self.rows = rows_per_chunk(width, dtype.itemsize)
         self.nchunks = -(-height // self.rows)
 
-    # in-memory systems
-    def build(self, data, nthreads: int):
+    # in-memory systems: a channel of `data` using `self.n` threads
+    def build(self, data):
         raise NotImplementedError
 
-    # file systems: returns (seconds, extra) of creating and persisting `path`
-    def construct_file(self, path: str, data) -> tuple[float, dict]:
+    # file systems: (seconds until the file is written and closed, seconds until it is also
+    # on disk (fsync), extra) of creating `path` from `data` with `self.n` threads
+    def construct_file(self, path: str, data) -> tuple[float, float, dict]:
+        raise NotImplementedError
+
+    # file systems: make what was written through the open handle `h` durable
+    def persist(self, h, path: str) -> None:
         raise NotImplementedError
 
     def open_ro(self, path: str):
@@ -134,8 +165,10 @@ class Adapter:
 
 class CI101(Adapter):
     notes = {
-        "construct_threads": "constructor compresses on hardware_concurrency()/2 threads (no knob before construction)",
-        "decompress_threads": "update_nthreads(2); 1.0.1 decompresses on 1 thread whatever the setting (min(n, 1) bug)",
+        "construct_threads": "the constructor has no thread argument: it compresses on hardware_concurrency()/2 "
+        "threads (1 on a 2-CPU machine) whatever n, within the n CPUs the process may use",
+        "threads": "update_nthreads(n, 32768) after construction (it also sets the block size)",
+        "decompress_threads": "1.0.1 decompresses on 1 thread whatever the setting (min(n, 1) bug)",
     }
 
     def __init__(self, *a):
@@ -150,13 +183,13 @@ class CI101(Adapter):
             chunk_size=CHUNK_BYTES,
         )
 
-    def build(self, data, nthreads):
+    def build(self, data):
         ch = self.ci.Channel(data, self.w, self.h, **self.kw)
-        ch.update_nthreads(nthreads)
+        self.set_threads(ch, self.n)
         return ch
 
     def set_threads(self, h, n):
-        h.update_nthreads(n)
+        h.update_nthreads(n, BLOCK_BYTES)
 
     def read_chunk(self, h, i, out2d):
         h.get_chunk(i, out2d.reshape(-1))
@@ -168,28 +201,37 @@ class CI101(Adapter):
         return h.get_decompressed()
 
     def lazy_zeros(self, path):
-        return self.ci.Channel.zeros(np.float32, self.w, self.h, **self.kw)
+        ch = self.ci.Channel.zeros(np.float32, self.w, self.h, **self.kw)
+        self.set_threads(ch, self.n)
+        return ch
 
     def compressed_bytes(self, h):
         return h.compressed_bytes()
 
 
+OURS_THREAD_NOTES = {
+    "construct_threads": "the constructor has no thread argument: it uses every CPU the process may run on, "
+    "which run.py limits to n",
+    "threads": "update_nthreads(n) after construction",
+}
+
+
 class CimgAnon(CI101):
     notes = {
-        "threads": "constructor uses the machine's parallelism (2); update_nthreads(n) elsewhere",
+        **OURS_THREAD_NOTES,
         "lazy_rss": "an anonymous channel is an unlinked temporary file: its compressed chunks are page cache, not RssAnon",
     }
-
-    def build(self, data, nthreads):
-        ch = self.ci.Channel(data, self.w, self.h, **self.kw)
-        ch.update_nthreads(nthreads)
-        return ch
 
 
 class CimgFile(CI101):
     file_backed = True
     ext = ".cimg"
-    notes = {"construct": "Channel.create(...) then sync() (fdatasync) timed; extra.no_sync_s without it"}
+    notes = dict(
+        OURS_THREAD_NOTES,
+        construct="Channel.create(...), which builds the file under a temporary name, fsyncs it and renames it "
+        "into place before returning; durable: then sync() (fdatasync)",
+        rewrite="set_chunk loop; durable: then sync()",
+    )
 
     def construct_file(self, path, data):
         t0 = perf()
@@ -197,9 +239,12 @@ class CimgFile(CI101):
         t1 = perf()
         ch.sync()
         t2 = perf()
-        extra = {"no_sync_s": t1 - t0, "sync_s": t2 - t1, "compressed_bytes": ch.compressed_bytes()}
+        extra = {"compressed_bytes": ch.compressed_bytes()}
         ch.close()
-        return t2 - t0, extra
+        return t1 - t0, t2 - t0, extra
+
+    def persist(self, h, path):
+        h.sync()
 
     def open_ro(self, path):
         return self.ci.Channel.open(path, read_only=True)
@@ -215,7 +260,9 @@ class CimgFile(CI101):
         h.close()
 
     def lazy_zeros(self, path):
-        return self.ci.Channel.create_full(path, np.float32, 0.0, self.w, self.h, **self.kw)
+        ch = self.ci.Channel.create_full(path, np.float32, 0.0, self.w, self.h, **self.kw)
+        self.set_threads(ch, self.n)
+        return ch
 
     def compact(self, h, path):
         h.sync()
@@ -230,13 +277,17 @@ class CimgFile(CI101):
 
 class Blosc2Mem(Adapter):
     kind = "mem"
-    notes = {"decompress": "np.empty + decompress_chunk(i, dst=view) per chunk (faster than get_slice(out=) here)"}
+    notes = {
+        "threads": "blosc2.set_nthreads(n) and nthreads=n in CParams and DParams",
+        "decompress": "np.empty + decompress_chunk(i, dst=view) per chunk (faster than get_slice(out=) here)",
+    }
 
     def __init__(self, *a):
         super().__init__(*a)
         import blosc2
 
         self.b2 = blosc2
+        blosc2.set_nthreads(self.n)
         self.chunkbytes = self.rows * self.w * self.dtype.itemsize
 
     def cparams(self, n):
@@ -254,12 +305,12 @@ class Blosc2Mem(Adapter):
     def storage(self, path, mode):
         return {}
 
-    def build(self, data, nthreads):
+    def build(self, data):
         return self.b2.SChunk(
             chunksize=self.chunkbytes,
             data=data,
-            cparams=self.cparams(nthreads),
-            dparams=self.b2.DParams(nthreads=nthreads),
+            cparams=self.cparams(self.n),
+            dparams=self.b2.DParams(nthreads=self.n),
         )
 
     def set_threads(self, h, n):
@@ -281,7 +332,7 @@ class Blosc2Mem(Adapter):
         return out
 
     def lazy_zeros(self, path):
-        s = self.b2.SChunk(chunksize=self.chunkbytes, cparams=self.cparams(1), **self.storage(path, "w"))
+        s = self.b2.SChunk(chunksize=self.chunkbytes, cparams=self.cparams(self.n), **self.storage(path, "w"))
         s.fill_special(self.w * self.h, self.b2.SpecialValue.ZERO)
         return s
 
@@ -292,11 +343,13 @@ class Blosc2Mem(Adapter):
 class Blosc2Disk(Blosc2Mem):
     file_backed = True
     ext = ".b2frame"
-    notes = {
-        "construct": "SChunk(data=, urlpath=, contiguous=True) then the handle freed (frame file closed), no fsync",
-        "decompress": Blosc2Mem.notes["decompress"],
-        "compact": "no compaction API: to_cframe() written to a new file, renamed into place",
-    }
+    notes = dict(
+        Blosc2Mem.notes,
+        construct="SChunk(data=, urlpath=, contiguous=True) then the handle freed (frame file closed); "
+        "durable: then os.fsync of the frame file",
+        rewrite="update_data loop; durable: then os.fsync of the frame file",
+        compact="no compaction API: to_cframe() written to a new file, renamed into place",
+    )
 
     def storage(self, path, mode):
         return {"urlpath": path, "contiguous": True, "mode": mode}
@@ -306,14 +359,19 @@ class Blosc2Disk(Blosc2Mem):
         s = self.b2.SChunk(
             chunksize=self.chunkbytes,
             data=data,
-            cparams=self.cparams(2),
-            dparams=self.b2.DParams(nthreads=2),
+            cparams=self.cparams(self.n),
+            dparams=self.b2.DParams(nthreads=self.n),
             **self.storage(path, "w"),
         )
         cb = s.cbytes
         del s
         t1 = perf()
-        return t1 - t0, {"compressed_bytes": cb}
+        self.persist(None, path)
+        t2 = perf()
+        return t1 - t0, t2 - t0, {"compressed_bytes": cb}
+
+    def persist(self, h, path):
+        fsync_tree(path)
 
     def open_ro(self, path):
         return self.b2.open(path, mode="r")
@@ -338,7 +396,13 @@ class Blosc2Disk(Blosc2Mem):
 
 class Blosc2Mmap(Blosc2Disk):
     ext = ".b2frame"
-    notes = dict(Blosc2Disk.notes, construct="SChunk(data=, urlpath=, mmap_mode='w+') then the handle freed (unmapped), no fsync")
+    notes = dict(
+        Blosc2Disk.notes,
+        construct="SChunk(data=, urlpath=, mmap_mode='w+') then the handle freed (unmapped); "
+        "durable: then os.fsync of the frame file",
+        rewrite="update_data loop through the mapping; durable: then os.fsync of the frame file (writes back the "
+        "mapping's dirty pages)",
+    )
 
     def storage(self, path, mode):
         return {"urlpath": path, "contiguous": True, "mmap_mode": {"w": "w+", "r": "r", "a": "r+"}[mode]}
@@ -358,7 +422,11 @@ class ZarrV3(Adapter):
     ext = ".zarr"
     notes = {
         "read": "get_basic_selection(out=NDBuffer over the reused buffer): honoured, but the codec decodes into a temporary that is then copied",
-        "threads": "zarr sets numcodecs.blosc.use_threads=False; its parallelism is chunks on asyncio.to_thread workers (default config)",
+        "threads": "zarr sets numcodecs.blosc.use_threads=False; its parallelism is whole chunks on asyncio.to_thread "
+        "workers, a pool of threading.max_workers = n threads; the chunk-by-chunk loops (read_all, rewrite, random) "
+        "touch one chunk per call, so only construct and decompress can use more than one",
+        "construct": "create_array + a[:] = data; durable: then os.fsync of every file and directory of the store",
+        "rewrite": "a[rows] = chunk loop; durable: then os.fsync of every file and directory of the store",
         "compact": "no dead space (each chunk is its own file, replaced on write): size unchanged",
         "empty_chunks": "chunks equal to the fill value (0) are not written (write_empty_chunks=False, the default)",
     }
@@ -371,6 +439,7 @@ class ZarrV3(Adapter):
         from zarr.storage import LocalStore
 
         self.zarr, self.NDBuffer, self.LocalStore = zarr, NDBuffer, LocalStore
+        zarr.config.set({"threading.max_workers": self.n})
         self.codec = lambda: BloscCodec(
             cname="lz4", clevel=CLEVEL, shuffle="shuffle", typesize=self.dtype.itemsize, blocksize=BLOCK_BYTES
         )
@@ -391,7 +460,13 @@ class ZarrV3(Adapter):
         a = self.create(path)
         a[:] = data
         t1 = perf()
-        return t1 - t0, {"compressed_bytes": tree_size(os.path.join(path, "c")) if os.path.isdir(os.path.join(path, "c")) else 0}
+        self.persist(a, path)
+        t2 = perf()
+        c = os.path.join(path, "c")
+        return t1 - t0, t2 - t0, {"compressed_bytes": tree_size(c) if os.path.isdir(c) else 0}
+
+    def persist(self, h, path):
+        fsync_tree(path)
 
     def open_ro(self, path):
         return self.zarr.open_array(store=self.LocalStore(path, read_only=True), mode="r")
@@ -404,7 +479,7 @@ class ZarrV3(Adapter):
         h.chunks  # noqa: B018
 
     def set_threads(self, h, n):
-        pass  # see notes: reads here go chunk by chunk, on one to_thread worker at a time
+        pass  # process-wide: threading.max_workers, set in __init__ (see notes)
 
     def read_chunk(self, h, i, out2d):
         r0 = i * self.rows
@@ -497,14 +572,15 @@ class Ctx:
                 f.write("ok\n")
         return path
 
-    def handle(self, nthreads, suffix=""):
-        """A fresh read handle: the cached file opened, or an in-memory build."""
+    def handle(self, nthreads=None, suffix=""):
+        """A fresh read handle on `nthreads` threads (default: the worker's `--threads`): the
+        cached file opened, or an in-memory build."""
         ad = self.ad
         if ad.file_backed:
             h = ad.open_ro(self.cached_file(suffix))
         else:
-            h = ad.build(self.data, nthreads)
-        ad.set_threads(h, nthreads)
+            h = ad.build(self.data)
+        ad.set_threads(h, ad.n if nthreads is None else nthreads)
         return h
 
     def cleanup(self):
@@ -527,22 +603,22 @@ def m_construct(ctx):
     ad = ctx.ad
     if ad.file_backed:
         path = ctx.scratch_path()
-        t, extra = ad.construct_file(path, ctx.data)
+        t, t_durable, extra = ad.construct_file(path, ctx.data)
         extra["file_bytes"] = tree_size(path)
         remove(path)
-        return t, extra
+        return t, extra, {"construct_durable": t_durable}
     data = ctx.data
     t0 = perf()
-    h = ad.build(data, 2)
+    h = ad.build(data)
     t1 = perf()
     extra = {"compressed_bytes": ad.compressed_bytes(h)}
     del h
-    return t1 - t0, extra
+    return t1 - t0, extra, {}
 
 
 def m_read_all(ctx, again=False):
     ad = ctx.ad
-    h = ctx.handle(1)
+    h = ctx.handle()
     buf = ctx.new_buf()
     outs = ctx.outs(buf)
     extra = {}
@@ -560,7 +636,7 @@ def m_read_all(ctx, again=False):
 
 def m_random(ctx):
     ad = ctx.ad
-    h = ctx.handle(1)
+    h = ctx.handle()
     buf = ctx.new_buf()
     outs = ctx.outs(buf)
     idx = np.random.default_rng(1234).integers(0, ad.nchunks, RANDOM_READS)
@@ -582,7 +658,7 @@ def m_random(ctx):
 
 def m_decompress(ctx):
     ad = ctx.ad
-    h = ctx.handle(2)
+    h = ctx.handle()
     t0 = perf()
     out = ad.decompress(h)
     t = perf() - t0
@@ -601,14 +677,19 @@ def m_rewrite(ctx):
         ad.construct_file(path, ctx.data)
         h = ad.open_rw(path)
     else:
-        h = ad.build(ctx.data, 2)
-    ad.set_threads(h, 2)
+        h = ad.build(ctx.data)
+    ad.set_threads(h, ad.n)
     t0 = perf()
     for i, s in enumerate(srcs):
         ad.write_chunk(h, i, s)
     t = perf() - t0
+    also = {}
+    if ad.file_backed:
+        t0 = perf()
+        ad.persist(h, path)
+        also["rewrite_durable"] = t + perf() - t0
     ad.close(h)
-    return t, {}
+    return t, {}, also
 
 
 def m_open(ctx):
@@ -656,7 +737,7 @@ def m_lazy_rss(ctx):
     from datasets import RenderRows
 
     cls = type(ctx.ad)
-    ad = cls(LAZY_W, LAZY_H, np.dtype("<f4"))
+    ad = cls(LAZY_W, LAZY_H, np.dtype("<f4"), ctx.ad.n)
     path = ctx.scratch_path("-lazy") if ad.file_backed else None
     # The caller's chunk buffer and row generator exist before the baseline: the value is
     # what the system itself keeps.
@@ -688,7 +769,7 @@ def m_size_rewrites(ctx):
     initial = tree_size(path)
     srcs = [ctx.chunk_src(i) for i in range(ad.nchunks)]
     h = ad.open_rw(path)
-    ad.set_threads(h, 2)
+    ad.set_threads(h, ad.n)
     for _ in range(REWRITES):
         for i, s in enumerate(srcs):
             ad.write_chunk(h, i, s)
@@ -748,7 +829,8 @@ def main():
     ap.add_argument("--width", type=int)
     ap.add_argument("--height", type=int)
     ap.add_argument("--dtype", choices=list(NP_DTYPES))
-    ap.add_argument("--metric", choices=systems.METRICS)
+    ap.add_argument("--metric", choices=systems.WORKER_METRICS)
+    ap.add_argument("--threads", type=int)
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--workdir")
     a = ap.parse_args()
@@ -761,24 +843,36 @@ def main():
     if reason:
         print(json.dumps({"system": a.system, "metric": a.metric, "skipped": reason}))
         return
-    ad = ADAPTERS[a.system](a.width, a.height, np.dtype(NP_DTYPES[a.dtype]))
+    if not a.threads or a.threads < 1:
+        raise SystemExit("--threads must be at least 1")
+    ad = ADAPTERS[a.system](a.width, a.height, np.dtype(NP_DTYPES[a.dtype]), a.threads)
     ctx = Ctx(a, ad)
-    values, extras = [], []
+    values, extras, also = [], [], {}
     try:
         for _ in range(a.reps):
-            v, e = METRIC_FNS[a.metric](ctx)
+            # (value, extra) or (value, extra, {durable metric: value})
+            v, e, *more = METRIC_FNS[a.metric](ctx)
+            more = more[0] if more else {}
             values.append(v)
             extras.append(e)
+            for k, x in more.items():
+                also.setdefault(k, []).append(x)
     finally:
         ctx.cleanup()
     extra = extras[0] if len(extras) == 1 else {"per_rep": extras}
     if ad.notes:
         extra["notes"] = ad.notes
-    print(
-        json.dumps(
-            {"system": a.system, "metric": a.metric, "unit": systems.UNITS[a.metric], "values": values, "extra": extra}
-        )
-    )
+    out = {
+        "system": a.system,
+        "metric": a.metric,
+        "threads": a.threads,
+        "unit": systems.UNITS[a.metric],
+        "values": values,
+        "extra": extra,
+    }
+    if also:
+        out["also"] = also
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

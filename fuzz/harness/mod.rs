@@ -9,6 +9,9 @@
 
 #![allow(dead_code, unused_imports)]
 
+/// The shared test kit (format parser and patchers, RNG, fault backend, image model).
+#[path = "../../tests/common/mod.rs"]
+pub mod common;
 pub mod mutate;
 pub mod ops;
 pub mod read;
@@ -80,11 +83,6 @@ pub fn from_bytes<T: compressed_image::Sample>(bytes: &[u8]) -> Vec<T> {
     out
 }
 
-/// CRC-32/IEEE, as the format uses (SPEC §2).
-pub fn crc32(bytes: &[u8]) -> u32 {
-    crc32fast::hash(bytes)
-}
-
 /// Whether known findings (listed in `fuzz/README.md`) fail the run instead of being
 /// tolerated: set the environment variable `CIMG_FUZZ_STRICT` to any value.
 pub fn strict() -> bool {
@@ -112,19 +110,11 @@ pub fn run_dir() -> tempfile::TempDir {
         .expect("temporary directory for a fuzz run")
 }
 
-/// Deterministic bytes for chunk contents: incompressible noise (xorshift64*) or, when
-/// `seed` is even, a compressible ramp.
+/// Deterministic bytes for chunk contents: incompressible noise or, when `seed` is even,
+/// a compressible ramp.
 pub fn noise(seed: u64, n: usize) -> Vec<u8> {
     if seed.is_multiple_of(2) {
         return (0..n).map(|i| (i / 3) as u8 ^ (seed >> 8) as u8).collect();
     }
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
-        })
-        .collect()
+    common::rng::noise(seed, n)
 }

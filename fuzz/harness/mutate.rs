@@ -8,12 +8,15 @@
 //! bit 3: open for writing afterwards, commit, and check the result reads back); then
 //! edits, each an opcode byte and its operands, until the input ends.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use compressed_image::{Dtype, FileInfo, Image, Sample, f16};
 
-use super::{Input, crc32, noise, run_dir};
+use super::common::format::{
+    CATALOG_FIELDS, DESC_FIELDS, ENTRY, ENTRY_FIELDS, HEADER, Kind, RECORD_FIELDS, REGION_START,
+    SLOT_FIELDS, SLOT_PAGE, fix_checksums, put, scan_records,
+};
+use super::{Input, noise, run_dir};
 
 /// The golden v1 files the mutations start from.
 pub const GOLDEN: [(&str, &[u8]); 11] = [
@@ -36,9 +39,6 @@ pub const GOLDEN: [(&str, &[u8]); 11] = [
     ),
 ];
 
-const SLOT_PAGE: usize = 4096;
-const REGION_START: usize = 8192;
-const HEADER: usize = 32;
 /// Largest file the edits may grow.
 const MAX_FILE: usize = 1 << 20;
 /// Most edits applied from one input.
@@ -79,62 +79,6 @@ const INTERESTING: [u64; 24] = [
     u64::MAX,
 ];
 
-/// Offsets and sizes of the fields of each structure (SPEC §3–§6).
-const SLOT_FIELDS: [(usize, usize); 10] = [
-    (8, 2),
-    (10, 2),
-    (12, 4),
-    (16, 8),
-    (24, 8),
-    (32, 8),
-    (40, 8),
-    (48, 8),
-    (56, 4),
-    (60, 4),
-];
-const RECORD_FIELDS: [(usize, usize); 7] =
-    [(4, 1), (5, 1), (8, 8), (16, 4), (20, 4), (24, 4), (28, 4)];
-const CATALOG_FIELDS: [(usize, usize); 10] = [
-    (0, 8),
-    (8, 8),
-    (16, 4),
-    (20, 4),
-    (24, 4),
-    (28, 4),
-    (32, 8),
-    (40, 4),
-    (44, 4),
-    (48, 8),
-];
-const DESC_FIELDS: [(usize, usize); 16] = [
-    (0, 4),
-    (4, 1),
-    (5, 1),
-    (6, 1),
-    (7, 1),
-    (8, 4),
-    (12, 4),
-    (16, 4),
-    (20, 4),
-    (24, 8),
-    (32, 8),
-    (40, 4),
-    (44, 4),
-    (48, 4),
-    (52, 4),
-    (56, 8),
-];
-const ENTRY_FIELDS: [(usize, usize); 8] = [
-    (0, 1),
-    (1, 1),
-    (2, 2),
-    (4, 4),
-    (8, 8),
-    (16, 4),
-    (20, 4),
-    (24, 8),
-];
-
 /// Fuzz entry point.
 pub fn open_mutated(data: &[u8]) {
     let mut input = Input::new(data);
@@ -164,48 +108,6 @@ pub fn open_mutated(data: &[u8]) {
     if flags & FLAG_WRITE != 0 {
         write_probe(&path, &info);
     }
-}
-
-/// One record found by scanning the record region.
-#[derive(Debug, Clone, Copy)]
-struct Rec {
-    offset: usize,
-    kind: u8,
-    len: usize,
-}
-
-fn u32_at(buf: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(buf[at..at + 4].try_into().expect("4 bytes"))
-}
-
-fn u64_at(buf: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(buf[at..at + 8].try_into().expect("8 bytes"))
-}
-
-fn put(buf: &mut [u8], at: usize, size: usize, value: u64) {
-    if at + size <= buf.len() {
-        buf[at..at + size].copy_from_slice(&value.to_le_bytes()[..size]);
-    }
-}
-
-/// Every 64-aligned record header (magic `CIR1`) whose payload lies inside the file.
-fn records(buf: &[u8]) -> Vec<Rec> {
-    let mut out = Vec::new();
-    let mut offset = REGION_START;
-    while offset + HEADER <= buf.len() {
-        if &buf[offset..offset + 4] == b"CIR1" {
-            let len = u32_at(buf, offset + 24) as usize;
-            if offset + HEADER + len <= buf.len() {
-                out.push(Rec {
-                    offset,
-                    kind: buf[offset + 4],
-                    len,
-                });
-            }
-        }
-        offset += 64;
-    }
-    out
 }
 
 /// Apply one edit decoded from `input`.
@@ -263,7 +165,7 @@ fn edit(file: &mut Vec<u8>, input: &mut Input<'_>) {
         }
         // Copy a whole record to another aligned offset, or append it.
         6 => {
-            let recs = records(file);
+            let recs = scan_records(file);
             if recs.is_empty() {
                 return;
             }
@@ -298,7 +200,7 @@ fn edit(file: &mut Vec<u8>, input: &mut Input<'_>) {
         }
         // A field of a record header, or of a catalog, descriptor or table entry.
         9 | 10 => {
-            let recs = records(file);
+            let recs = scan_records(file);
             if recs.is_empty() {
                 return;
             }
@@ -309,7 +211,7 @@ fn edit(file: &mut Vec<u8>, input: &mut Input<'_>) {
                     let (at, size) = RECORD_FIELDS[input.below(RECORD_FIELDS.len())];
                     (r.offset + at, size)
                 }
-                (_, 4) => {
+                (_, Kind::CATALOG) => {
                     let which = input.u8();
                     if which.is_multiple_of(4) || r.len < 128 {
                         let (at, size) = CATALOG_FIELDS[input.below(CATALOG_FIELDS.len())];
@@ -321,11 +223,11 @@ fn edit(file: &mut Vec<u8>, input: &mut Input<'_>) {
                         (payload + 64 + 64 * d + at, size)
                     }
                 }
-                (_, 2) => {
-                    let entries = r.len / 32;
+                (_, Kind::TABLE) => {
+                    let entries = r.len / ENTRY;
                     let e = input.below(entries.max(1));
                     let (at, size) = ENTRY_FIELDS[input.below(ENTRY_FIELDS.len())];
-                    (payload + 32 * e + at, size)
+                    (payload + ENTRY * e + at, size)
                 }
                 _ => {
                     // Blob or metadata payload: a byte, or a blosc2 header field.
@@ -378,68 +280,6 @@ fn copy_within(file: &mut Vec<u8>, src: usize, dst: usize, n: usize) {
     file.copy_within(src..src + n, dst);
 }
 
-/// Recompute the CRC of every record and slot, bottom-up, and point the references at
-/// the records they name: blobs, then tables (entry CRCs of the blobs they reference),
-/// metadata, catalogs (metadata and table references), and the slots (catalog reference).
-/// With `lengths`, references also take the referenced record's payload length.
-pub fn fix_checksums(file: &mut [u8], lengths: bool) {
-    let recs = records(file);
-    let by_offset: HashMap<usize, Rec> = recs.iter().map(|r| (r.offset, *r)).collect();
-    let seal = |file: &mut [u8], r: &Rec| {
-        let crc = crc32(&file[r.offset + HEADER..r.offset + HEADER + r.len]);
-        put(file, r.offset + 28, 4, u64::from(crc));
-    };
-    // The reference at `at` (offset u64, len u32, crc u32) to a record of `kind`.
-    let point = |file: &mut [u8], at: usize, kind: u8, len_at: usize, crc_at: usize| {
-        if at + 8 > file.len() {
-            return;
-        }
-        let target = u64_at(file, at) as usize;
-        if let Some(r) = by_offset.get(&target).filter(|r| r.kind == kind) {
-            let crc = u32_at(file, r.offset + 28);
-            put(file, crc_at, 4, u64::from(crc));
-            if lengths {
-                put(file, len_at, 4, r.len as u64);
-            }
-        }
-    };
-    for r in recs.iter().filter(|r| r.kind == 1) {
-        seal(file, r);
-    }
-    for r in recs.iter().filter(|r| r.kind == 2) {
-        let payload = r.offset + HEADER;
-        for e in 0..r.len / 32 {
-            let entry = payload + 32 * e;
-            if file[entry] == 1 {
-                point(file, entry + 8, 1, entry + 16, entry + 4);
-            }
-        }
-        seal(file, r);
-    }
-    for r in recs.iter().filter(|r| r.kind == 3) {
-        seal(file, r);
-    }
-    for r in recs.iter().filter(|r| r.kind == 4) {
-        let payload = r.offset + HEADER;
-        if r.len >= 64 {
-            point(file, payload + 32, 3, payload + 40, payload + 44);
-            let count = u32_at(file, payload + 16) as usize;
-            for d in 0..count.min((r.len - 64) / 64) {
-                let desc = payload + 64 + 64 * d;
-                point(file, desc + 32, 2, desc + 40, desc + 44);
-            }
-        }
-        seal(file, r);
-    }
-    for page in [0, SLOT_PAGE] {
-        if file.len() >= page + 256 && file[page..page + 8] == *b"\x89CIM\r\n\x1a\n" {
-            point(file, page + 48, 4, page + 56, page + 60);
-            let crc = crc32(&file[page..page + 252]);
-            put(file, page + 252, 4, u64::from(crc));
-        }
-    }
-}
-
 /// Open the (accepted) file for writing, commit a chunk and metadata, and check that a
 /// fresh read-only open shows exactly that commit.
 fn write_probe(path: &Path, info: &FileInfo) {
@@ -474,7 +314,7 @@ fn probe_as<T: Sample>(path: &Path, info: &FileInfo) {
     let data: Vec<T> = super::from_bytes(&bytes);
     let meta = serde_json::json!({"probe": index});
     {
-        let mut img = match Image::<T>::open(path) {
+        let img = match Image::<T>::open(path) {
             Ok(img) => img,
             Err(e) => panic!("a file that opens read-only fails to open for writing: {e:?}"),
         };
@@ -489,7 +329,7 @@ fn probe_as<T: Sample>(path: &Path, info: &FileInfo) {
         drop(ch);
         img.sync().expect("sync");
     }
-    let mut img = match Image::<T>::open_read_only(path) {
+    let img = match Image::<T>::open_read_only(path) {
         Ok(img) => img,
         Err(e) => panic!("the file no longer opens after a successful commit: {e:?}"),
     };
@@ -497,7 +337,7 @@ fn probe_as<T: Sample>(path: &Path, info: &FileInfo) {
     assert_eq!(img.num_channels(), info.channels.len());
     assert_eq!(img.metadata(), meta);
     let ch = img.channel(0).expect("channel 0");
-    assert_eq!(ch.geometry().expect("geometry"), g);
+    assert_eq!(ch.geometry(), g);
     let mut out = vec![T::zeroed(); elems];
     match ch.get_chunk(index, &mut out) {
         Ok(()) => assert!(

@@ -16,20 +16,16 @@
 //! number of faults and each fault (kind, call number, torn prefix), then operations, an
 //! opcode byte and its operands each, until the input ends.
 
-use std::fmt;
-use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use compressed_image::{
-    AutoCompact, Backend, Codec, Durability, Error, Image, Result, Sample, Settings,
-};
+use compressed_image::{AutoCompact, Codec, Durability, Error, Image, Result, Sample, Settings};
 use serde_json::{Value, json};
 
-use super::{Input, crc32, noise, run_dir};
-
-const INJECTED: &str = "injected fault";
+use super::common::Digest;
+use super::common::fault::{self, Fault, Op, Target, Torn, assert_injected};
+use super::common::model::ImageModel;
+use super::{Input, noise, run_dir};
 /// Most operations decoded from one input.
 const MAX_OPS: usize = 48;
 /// Most faults one input arms.
@@ -37,132 +33,11 @@ const MAX_FAULTS: usize = 3;
 /// Largest width and height of the image.
 const MAX_SIDE: usize = 24;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Write = 0,
-    SetLen = 1,
-    Sync = 2,
-}
-
-/// Fail call number `k` (counted from 0 over the whole run) of `kind`; a torn write first
-/// writes `torn` bytes of its buffer.
-#[derive(Debug, Clone, Copy)]
-struct Target {
-    kind: Kind,
-    k: usize,
-    torn: Option<usize>,
-}
-
-/// Shared by every backend of one run (the file's, after reopens, and compaction copies').
-struct Fault {
-    targets: Vec<Target>,
-    counts: [AtomicUsize; 3],
-    fired: AtomicUsize,
-    torn_fired: AtomicBool,
-}
-
-impl Fault {
-    /// `Some(torn prefix)` when this call must fail.
-    fn hit(&self, kind: Kind) -> Option<Option<usize>> {
-        let n = self.counts[kind as usize].fetch_add(1, Ordering::SeqCst);
-        let target = self.targets.iter().find(|t| t.kind == kind && t.k == n)?;
-        self.fired.fetch_add(1, Ordering::SeqCst);
-        if target.torn.is_some() {
-            self.torn_fired.store(true, Ordering::SeqCst);
-        }
-        Some(target.torn)
-    }
-
-    fn fired(&self) -> usize {
-        self.fired.load(Ordering::SeqCst)
-    }
-}
-
-struct Failing {
-    inner: Box<dyn Backend>,
-    fault: Arc<Fault>,
-}
-
-impl Backend for Failing {
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.inner.read_exact_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        if let Some(torn) = self.fault.hit(Kind::Write) {
-            if let Some(n) = torn {
-                self.inner.write_all_at(&buf[..n.min(buf.len())], offset)?;
-            }
-            return Err(io::Error::other(INJECTED));
-        }
-        self.inner.write_all_at(buf, offset)
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        if self.fault.hit(Kind::SetLen).is_some() {
-            return Err(io::Error::other(INJECTED));
-        }
-        self.inner.set_len(len)
-    }
-    fn sync(&self) -> io::Result<()> {
-        if self.fault.hit(Kind::Sync).is_some() {
-            return Err(io::Error::other(INJECTED));
-        }
-        self.inner.sync()
-    }
-}
-
-fn wrap(
-    fault: &Arc<Fault>,
-) -> impl Fn(Box<dyn Backend>) -> Box<dyn Backend> + Send + Sync + 'static {
-    let fault = fault.clone();
-    move |inner| -> Box<dyn Backend> {
-        Box::new(Failing {
-            inner,
-            fault: fault.clone(),
-        })
-    }
-}
-
-fn assert_injected(e: &Error, what: &str) {
-    match e {
-        Error::Io(io) if io.to_string().contains(INJECTED) => {}
-        other => panic!("{what}: expected the injected I/O error, got {other:?}"),
-    }
-}
-
 /// A write that must be refused once the handle is poisoned.
 type Write<'a, T> = &'a dyn Fn(&Image<T>) -> Result;
 
-/// Bytes compared by value, printed as length and CRC.
-#[derive(Clone, PartialEq)]
-struct Digest(Vec<u8>);
-
-impl fmt::Debug for Digest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<{} bytes, crc32 {:08x}>", self.0.len(), crc32(&self.0))
-    }
-}
-
-/// One channel of the model.
-#[derive(Debug, Clone, PartialEq)]
-struct MChan {
-    name: String,
-    rows: usize,
-    codec: Codec,
-    level: u8,
-    /// Every element, row-major, little-endian bytes.
-    data: Vec<u8>,
-}
-
 /// What the image must hold.
-#[derive(Debug, Clone, PartialEq)]
-struct Model {
-    names_present: bool,
-    channels: Vec<MChan>,
-    metadata: Value,
-}
+type Model = ImageModel;
 
 /// What a handle shows (and what the model says it must show).
 #[derive(Debug, PartialEq)]
@@ -182,35 +57,22 @@ struct VChan {
     lazy: Vec<bool>,
 }
 
-fn uniform(bytes: &[u8], size: usize) -> bool {
-    bytes.chunks_exact(size).all(|e| e == &bytes[..size])
-}
-
-impl Model {
-    fn view(&self, width: usize, size: usize) -> View {
-        View {
-            names: if self.names_present {
-                self.channels.iter().map(|c| c.name.clone()).collect()
-            } else {
-                Vec::new()
-            },
-            metadata: self.metadata.clone(),
-            channels: self
-                .channels
-                .iter()
-                .map(|c| VChan {
-                    rows: c.rows,
-                    codec: c.codec,
-                    level: c.level,
-                    data: Digest(c.data.clone()),
-                    lazy: c
-                        .data
-                        .chunks(c.rows * width * size)
-                        .map(|chunk| uniform(chunk, size))
-                        .collect(),
-                })
-                .collect(),
-        }
+/// What a handle must show when the image holds `m`.
+fn view(m: &Model) -> View {
+    View {
+        names: m.names(),
+        metadata: m.meta.clone(),
+        channels: m
+            .channels
+            .iter()
+            .map(|c| VChan {
+                rows: c.rows,
+                codec: c.settings.codec,
+                level: c.settings.level,
+                data: Digest(c.whole()),
+                lazy: c.lazy.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -223,16 +85,17 @@ fn observe<T: Sample>(img: &Image<T>) -> View {
         metadata: img.metadata(),
         channels: img
             .channels()
+            .unwrap()
             .iter()
             .zip(data)
             .map(|(ch, data)| {
-                let settings = ch.settings().expect("settings");
+                let settings = ch.settings();
                 VChan {
-                    rows: ch.geometry().expect("geometry").rows_per_chunk(),
+                    rows: ch.geometry().rows_per_chunk(),
                     codec: settings.codec,
                     level: settings.level,
                     data: Digest(bytemuck::cast_slice(&data).to_vec()),
-                    lazy: (0..ch.num_chunks().expect("num_chunks"))
+                    lazy: (0..ch.num_chunks())
                         .map(|i| ch.is_lazy(i).expect("is_lazy"))
                         .collect(),
                 }
@@ -281,15 +144,22 @@ fn run<T: Sample>(input: &mut Input<'_>) {
     let rows = 1 + input.below(height);
     let mut targets = Vec::new();
     for _ in 0..input.below(MAX_FAULTS + 1) {
-        let kind = match input.u8() % 3 {
-            0 => Kind::Write,
-            1 => Kind::SetLen,
-            _ => Kind::Sync,
+        let op = match input.u8() % 3 {
+            0 => Op::Write,
+            1 => Op::SetLen,
+            _ => Op::Sync,
         };
         let k = usize::from(input.u8());
         let torn = input.u8();
-        let torn = (kind == Kind::Write && torn % 4 == 3).then_some(usize::from(torn / 4) * 4);
-        targets.push(Target { kind, k, torn });
+        let torn = if op == Op::Write && torn % 4 == 3 {
+            Torn::Prefix(usize::from(torn / 4) * 4)
+        } else {
+            Torn::Nothing
+        };
+        targets.push(Target {
+            torn,
+            ..Target::new(op, k)
+        });
     }
     let dir = run_dir();
     let path = dir.path().join("ops.cimg");
@@ -300,26 +170,13 @@ fn run<T: Sample>(input: &mut Input<'_>) {
         img.add_lazy_channel(T::zeroed(), None, settings)
             .expect("add the first channel");
     }
-    let model = Model {
-        names_present: false,
-        channels: vec![MChan {
-            name: String::new(),
-            rows,
-            codec: settings.codec,
-            level: settings.level,
-            data: vec![0; width * height * size],
-        }],
-        metadata: Value::Null,
-    };
+    let mut model = Model::new(width, height, size);
+    let first = model.lazy_channel(0, settings, rows, String::new(), 0, ());
+    model.add(None, first);
     let mut run = Run::<T> {
         _dir: dir,
         path,
-        fault: Arc::new(Fault {
-            targets,
-            counts: Default::default(),
-            fired: AtomicUsize::new(0),
-            torn_fired: AtomicBool::new(false),
-        }),
+        fault: Fault::new(targets),
         width,
         height,
         history: vec![model.clone()],
@@ -338,9 +195,9 @@ fn run<T: Sample>(input: &mut Input<'_>) {
     run.reopen();
     // A plain read-only open agrees, and the commit verifies completely.
     run.img = None;
-    let mut ro = Image::<T>::open_read_only(&run.path).expect("read-only open");
+    let ro = Image::<T>::open_read_only(&run.path).expect("read-only open");
     ro.set_threads(1).expect("1 thread");
-    assert_eq!(observe(&ro), run.model.view(width, size), "read-only open");
+    assert_eq!(observe(&ro), view(&run.model), "read-only open");
     let v = ro.verify().expect("verify");
     assert!(v.is_ok(), "{v:?}");
 }
@@ -355,7 +212,7 @@ impl<T: Sample> Run<T> {
     }
 
     fn view(&self, m: &Model) -> View {
-        m.view(self.width, self.size())
+        view(m)
     }
 
     /// Drop the handle (its best-effort sync may meet a fault, which it ignores) and open
@@ -365,23 +222,23 @@ impl<T: Sample> Run<T> {
         self.img = None;
         let mut img = None;
         for _ in 0..=MAX_FAULTS + 1 {
-            let before = self.fault.fired();
-            match Image::<T>::open_with_backend(&self.path, wrap(&self.fault)) {
+            let before = self.fault.hits();
+            match Image::<T>::open_with_backend(&self.path, fault::wrap(&self.fault)) {
                 Ok(opened) => {
                     img = Some(opened);
                     break;
                 }
                 Err(e) => {
                     assert_injected(&e, "open");
-                    assert!(self.fault.fired() > before, "open failed without a fault");
+                    assert!(self.fault.hits() > before, "open failed without a fault");
                 }
             }
         }
-        let mut img = img.expect("an open succeeds once the faults are spent");
+        let img = img.expect("an open succeeds once the faults are spent");
         img.set_threads(1).expect("1 thread");
         let shown = observe(&img);
+        let torn = self.fault.take_torn();
         if shown != self.view(&self.model) {
-            let torn = self.fault.torn_fired.load(Ordering::SeqCst);
             let earlier = self.history.iter().find(|m| self.view(m) == shown);
             match earlier {
                 Some(m) if torn => self.model = m.clone(),
@@ -392,7 +249,6 @@ impl<T: Sample> Run<T> {
                 ),
             }
         }
-        self.fault.torn_fired.store(false, Ordering::SeqCst);
         // Opening for writing syncs: the state shown is durable now.
         self.history = vec![self.model.clone()];
         self.immediate = false;
@@ -475,7 +331,7 @@ impl<T: Sample> Run<T> {
             return;
         }
         let before = self.model.clone();
-        let fired_before = self.fault.fired();
+        let fired_before = self.fault.hits();
         let generation_before = self.img().stats().expect("stats").generation;
         let size = self.size();
         let (w, h) = (self.width, self.height);
@@ -499,8 +355,7 @@ impl<T: Sample> Run<T> {
                 let data: Vec<T> = super::from_bytes(&bytes);
                 let intended = (index < n && !bad_len).then(|| {
                     let mut m = before.clone();
-                    let at = index * rows * w * size;
-                    m.channels[c].data[at..at + bytes.len()].copy_from_slice(&bytes);
+                    m.set_chunk(c, index, &bytes);
                     m
                 });
                 let ch = img.channel(c).expect("channel");
@@ -518,13 +373,13 @@ impl<T: Sample> Run<T> {
                 let mask = input.u8();
                 let value: Vec<u8> = (0..size).map(|_| input.u8()).collect();
                 let v: T = bytemuck::pod_read_unaligned(&value);
-                let rows = self.model.channels[c].rows;
                 let mut m = before.clone();
-                let chunk_bytes = rows * w * size;
-                for (i, chunk) in m.channels[c].data.chunks_mut(chunk_bytes).enumerate() {
+                for i in 0..m.num_chunks(c) {
                     if mask & (1 << (i % 8)) != 0 {
+                        let mut chunk = m.channels[c].chunks[i].clone();
                         let j = (i * 7) % (chunk.len() / size);
                         chunk[j * size..(j + 1) * size].copy_from_slice(&value);
+                        m.set_chunk(c, i, &chunk);
                     }
                 }
                 let ch = img.channel(c).expect("channel");
@@ -555,14 +410,12 @@ impl<T: Sample> Run<T> {
                 };
                 let intended = rows.map(|rows| {
                     let mut m = before.clone();
-                    m.names_present |= name.is_some();
-                    m.channels.push(MChan {
-                        name: name.clone().unwrap_or_default(),
-                        rows,
-                        codec: settings.codec,
-                        level: settings.level,
-                        data: bytes.clone(),
-                    });
+                    let chunks = bytes.chunks(rows * w * size).map(<[u8]>::to_vec).collect();
+                    let name_or_empty = name.clone().unwrap_or_default();
+                    let mut channel = m.data_channel(0, settings, rows, name_or_empty, chunks, ());
+                    // Only a channel added with data has a chunk table.
+                    channel.has_table = op == 4;
+                    m.add(name.as_deref(), channel);
                     m
                 });
                 let result = if op == 4 {
@@ -594,7 +447,7 @@ impl<T: Sample> Run<T> {
             7 => {
                 let value = Self::metadata(input);
                 let mut m = before.clone();
-                m.metadata = value.clone();
+                m.meta = value.clone();
                 Outcome {
                     result: img.set_metadata(value),
                     intended: Some(m),
@@ -613,10 +466,7 @@ impl<T: Sample> Run<T> {
                 let refs: Vec<&str> = names.iter().map(String::as_str).collect();
                 let intended = (count == nch).then(|| {
                     let mut m = before.clone();
-                    m.names_present = true;
-                    for (c, name) in m.channels.iter_mut().zip(&names) {
-                        c.name = name.clone();
-                    }
+                    m.set_names(&names);
                     m
                 });
                 Outcome {
@@ -667,7 +517,7 @@ impl<T: Sample> Run<T> {
             }
             _ => return, // a channel operation on an image without channels
         };
-        let fired = self.fault.fired() > fired_before;
+        let fired = self.fault.hits() > fired_before;
         match outcome.result {
             Ok(()) => {
                 assert!(!fired, "op {op}: an injected fault was swallowed");
@@ -719,7 +569,7 @@ impl<T: Sample> Run<T> {
     /// A batch on one channel: staged writes (some invalid, refused without effect), a
     /// read and a nested write while it is open, then commit or drop.
     fn batch(&self, input: &mut Input<'_>, before: &Model) -> Outcome {
-        let (w, h, size) = (self.width, self.height, self.size());
+        let (w, h) = (self.width, self.height);
         let img = self.img();
         let c = input.below(before.channels.len());
         let rows = before.channels[c].rows;
@@ -746,15 +596,14 @@ impl<T: Sample> Run<T> {
             };
             let bytes = self.chunk_bytes(input, elems);
             let data: Vec<T> = super::from_bytes(&bytes);
-            let fired_before = self.fault.fired();
+            let fired_before = self.fault.hits();
             match batch.set_chunk(index, &data) {
                 Ok(()) => {
                     assert!(index < n, "batch staged chunk {index} of {n}");
-                    let at = index * rows * w * size;
-                    m.channels[c].data[at..at + bytes.len()].copy_from_slice(&bytes);
+                    m.set_chunk(c, index, &bytes);
                 }
                 Err(Error::Io(e)) => {
-                    assert!(self.fault.fired() > fired_before, "batch I/O error: {e}");
+                    assert!(self.fault.hits() > fired_before, "batch I/O error: {e}");
                     drop(batch);
                     return Outcome {
                         result: Err(Error::Io(e)),
@@ -837,7 +686,7 @@ impl<T: Sample> Run<T> {
                         "op {op}: write {k} after an I/O error: {e:?}"
                     );
                 }
-                if let Some(ch) = img.channels().first() {
+                if let Some(ch) = img.channels().unwrap().first() {
                     assert!(matches!(ch.batch().err(), Some(Error::Poisoned)));
                 }
             }

@@ -92,7 +92,13 @@ impl Context {
         let capacity = src.len() + MAX_OVERHEAD;
         let (src_len, cap) = match (i32::try_from(src.len()), i32::try_from(capacity)) {
             (Ok(a), Ok(b)) => (a, b),
-            _ => return Err(Error::invalid("chunk length", src.len(), "below 2 GiB")),
+            _ => {
+                return Err(Error::invalid(
+                    crate::error::Argument::CodecBuffer,
+                    src.len(),
+                    "below 2 GiB",
+                ));
+            }
         };
         dst.clear();
         dst.reserve(capacity);
@@ -133,7 +139,7 @@ impl Context {
             (Ok(a), Ok(b)) => (a, b),
             _ => {
                 return Err(Error::invalid(
-                    "chunk length",
+                    crate::error::Argument::CodecBuffer,
                     src.len().max(dst.len()),
                     "below 2 GiB",
                 ));
@@ -176,7 +182,11 @@ impl Context {
             i32::try_from(dst.len()),
         );
         let (Ok(src_len), Ok(start), Ok(nitems), Ok(dst_len)) = conv else {
-            return Err(Error::invalid("item range", start, "below 2 GiB"));
+            return Err(Error::invalid(
+                crate::error::Argument::CodecBuffer,
+                start,
+                "below 2 GiB",
+            ));
         };
         // SAFETY: as for `decompress`; c-blosc2 checks `start + nitems` against the header's
         // `nbytes` and writes at most `destsize` bytes.

@@ -257,8 +257,13 @@ impl<'a> Txn<'a> {
 
 /// A record payload's length as the format stores it (a u32).
 fn payload_len(payload: &[u8]) -> Result<u32> {
-    u32::try_from(payload.len())
-        .map_err(|_| Error::invalid("record length", payload.len(), "below 4 GiB"))
+    u32::try_from(payload.len()).map_err(|_| {
+        Error::invalid(
+            crate::error::Argument::RecordLength,
+            payload.len(),
+            "below 4 GiB",
+        )
+    })
 }
 
 /// The TABLE payload of `desc` with these entries (SPEC §6).
