@@ -250,8 +250,10 @@ fn invalid_argument_kinds_are_typed_not_worded() {
         Error::InvalidArgument { what, .. } => what,
         other => panic!("{other:?}"),
     };
-    let below_a_scanline = Channel::<f32>::zeros(100, 10, Settings::default().chunk_size(8));
-    let what = kind(below_a_scanline.unwrap_err());
+    // One 2.4 GB scanline: even one row per chunk is past c-blosc2's chunk limit (lazy, so
+    // nothing is allocated).
+    let row_past_the_limit = Channel::<f32>::zeros(600_000_000, 1, Settings::default());
+    let what = kind(row_past_the_limit.unwrap_err());
     assert_eq!(what, Argument::ChunkSize);
     assert!(what.is_chunk_geometry());
     assert_eq!(what.to_string(), "chunk size");

@@ -109,6 +109,11 @@ impl Drop for WriterLock {
         if self.remove_on_drop && self.still_named().unwrap_or(false) {
             let _ = std::fs::remove_file(&self.path);
         }
+        // Unlock explicitly rather than by closing: a `flock` belongs to the open file
+        // description, which a child process shares from `fork` until its `exec` closes
+        // the descriptor. Closing ours alone would keep the file locked for that window,
+        // and a reopen right after this drop would see `Locked`.
+        let _ = self.file.unlock();
     }
 }
 
@@ -147,6 +152,19 @@ mod tests {
 
         drop(WriterLock::acquire(&path).unwrap());
         assert!(lock_path(&path).exists(), "found, not created");
+    }
+
+    #[test]
+    fn a_dropped_lock_is_released_even_while_a_copy_of_its_descriptor_lives() {
+        // A child process between fork and exec holds such a copy of every descriptor.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.cimg");
+        let mut lock = WriterLock::acquire(&path).unwrap();
+        lock.keep();
+        let inherited = lock.file.try_clone().unwrap();
+        drop(lock);
+        drop(WriterLock::acquire(&path).expect("the lock was released"));
+        drop(inherited);
     }
 
     #[test]
