@@ -203,13 +203,11 @@ fn a_sync_without_a_new_commit_is_no_change_for_readers() {
     writer.set_chunk(1, &[9; 16]).expect("set_chunk");
     let reader = Channel::<u16>::open_read_only(&path).expect("open");
     assert_eq!(reader.get_chunk_vec(1).unwrap(), vec![9; 16]);
+    let seen = reader.stats().unwrap().generation;
     writer.sync().expect("sync");
     writer.sync().expect("sync again");
     assert!(!reader.refresh().unwrap(), "nothing was committed");
-    assert_eq!(
-        reader.stats().unwrap().generation,
-        writer.stats().unwrap().generation
-    );
+    assert_eq!(reader.stats().unwrap().generation, seen);
     writer.set_chunk(2, &[5; 16]).expect("set_chunk");
     assert!(reader.refresh().unwrap());
     assert_eq!(reader.get_chunk_vec(2).unwrap(), vec![5; 16]);

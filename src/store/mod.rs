@@ -277,9 +277,8 @@ impl Store {
         Ok(())
     }
 
-    /// Move a read-only handle to the newest commit. Returns whether the commit changed: a
-    /// marker slot of the current commit is taken (its generation shows in `stats`) without
-    /// reporting a change.
+    /// Move a read-only handle to the newest commit. Returns whether it changed; a marker
+    /// slot of the current commit (written by a sync) is no change, and is not taken.
     pub(crate) fn refresh(&self) -> Result<bool> {
         if self.writer.is_some() {
             return Ok(false); // the only writer always has the newest commit
@@ -298,11 +297,9 @@ impl Store {
         candidates.sort_by_key(|(s, _)| std::cmp::Reverse(s.generation));
         for (slot, page) in candidates {
             if slot.same_commit(&current.slot) && slot.durable_end >= current.slot.durable_end {
-                // A marker of the commit this handle shows (a sync wrote it): nothing
-                // changed, and nothing needs checking — an open would checksum the blobs at
-                // or past its durable end, which this handle's load already did. (A slot
-                // claiming less durable data must pass the full check below.)
-                self.publish_slot(slot, page);
+                // A marker of the commit this handle shows (a sync wrote it): the same data,
+                // so no change; the handle keeps its snapshot. (A repeat of the commit that
+                // claims less durable data is no marker: it gets the full check below.)
                 return Ok(false);
             }
             let map = self.map_covering(&current.map, slot.committed_end, file_len)?;
@@ -493,15 +490,17 @@ mod tests {
     }
 
     #[test]
-    fn refresh_takes_a_marker_without_reporting_a_change() {
+    fn refresh_skips_a_marker_of_its_commit() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.cimg");
         let writer = fixture::create(&path);
         put_blob(&writer, 0, &blob(40, 1));
         let reader = open(&path, Access::ReadOnly);
+        let seen = reader.snapshot().slot;
         writer.sync().unwrap(); // a marker: a new generation, the same commit
+        assert!(writer.snapshot().slot.generation > seen.generation);
         assert!(!reader.refresh().unwrap());
-        assert_eq!(reader.snapshot().slot, writer.snapshot().slot);
+        assert_eq!(reader.snapshot().slot, seen);
         put_blob(&writer, 1, &blob(40, 2));
         assert!(reader.refresh().unwrap());
         assert_eq!(reader.snapshot().slot, writer.snapshot().slot);
