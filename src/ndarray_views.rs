@@ -8,11 +8,11 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 use crate::channel::Channel;
 use crate::chunks::{ChunkMut, ChunkRef};
-use crate::codec::Settings;
 use crate::error::{Argument, Error, Result};
 use crate::image::Image;
 use crate::region::Region;
 use crate::sample::Sample;
+use crate::settings::Settings;
 
 /// `data`, `width` elements per row, as a `(rows, width)` view.
 fn rows_view<T>(data: &[T], width: usize) -> ArrayView2<'_, T> {
