@@ -1,5 +1,5 @@
 //! Guards the public API contract of `compressed-image` against the original library's
-//! documented behaviour (`seed-behaviour.md` §3, §5, §6, §7, §12, §13) and this crate's
+//! documented and observed behaviour (constructors, geometry, lazy chunks, images, errors) and this crate's
 //! documented deviations (see the crate docs): the chunk geometry table with the cap to
 //! the channel size, lazy chunks and bit-exact fills, `compressed_bytes` accounting,
 //! `*_like` constructors, round trips for every element type and codec, element-based
@@ -139,7 +139,7 @@ fn align64(n: u64) -> u64 {
 const REGION_START: u64 = 8192;
 
 // ---------------------------------------------------------------------------------------
-// Geometry (seed-behaviour §5)
+// Geometry: whole scanlines per chunk, the nominal size rounded down to whole rows
 // ---------------------------------------------------------------------------------------
 
 /// Seed-behaviour §5.2, measured with the original library (lazy `zeros`, 4 MiB request):
@@ -309,7 +309,7 @@ fn invalid_geometry_and_settings_are_errors() {
 }
 
 // ---------------------------------------------------------------------------------------
-// compressed_bytes / uncompressed_size (seed-behaviour §6)
+// compressed_bytes / uncompressed_size: the original counts one element per lazy chunk
 // ---------------------------------------------------------------------------------------
 
 fn lazy_bytes<T: Sample>(w: usize, h: usize) -> (usize, usize) {
@@ -361,7 +361,7 @@ fn compressed_bytes_counts_one_element_per_lazy_chunk() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Lazy chunks (seed-behaviour §6)
+// Lazy chunks: fill values that read as the value and store nothing
 // ---------------------------------------------------------------------------------------
 
 #[test]
@@ -533,7 +533,7 @@ fn chunk_mixing_positive_and_negative_zero_is_not_constant() {
 }
 
 // ---------------------------------------------------------------------------------------
-// zeros_like / full_like (seed-behaviour §3.1)
+// zeros_like / full_like: same geometry and settings, lazy content
 // ---------------------------------------------------------------------------------------
 
 #[test]
@@ -732,7 +732,7 @@ fn set_chunk_checks_index_and_exact_length_before_changing_anything() {
 }
 
 // ---------------------------------------------------------------------------------------
-// update_chunks / for_each_chunk (seed-behaviour §3.2, §5.3)
+// update_chunks / for_each_chunk: element coordinates x(i), y(i) of every chunk
 // ---------------------------------------------------------------------------------------
 
 #[test]
@@ -1155,7 +1155,7 @@ fn read_rows_across_chunk_boundaries_equals_get_decompressed() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Image (seed-behaviour §3.4, §7)
+// Image: names (all or none), metadata, channel handles, removal
 // ---------------------------------------------------------------------------------------
 
 #[test]
