@@ -68,9 +68,10 @@
 //!
 //! # Durability and processes
 //!
-//! Each write commits at once: other handles in the process see it immediately, other
-//! processes after [`refresh`](AnyChannel::refresh), and a killed process loses nothing
-//! committed. Commits survive power loss once [`sync`](AnyChannel::sync) returns (dropping
+//! Each write commits at once: handles sharing the writer's open file (its clones, and
+//! channel handles taken from the same image) see it immediately; every other handle, a
+//! separate read-only open in this process or any handle in another process, after
+//! [`refresh`](AnyChannel::refresh). A killed process loses nothing committed. Commits survive power loss once [`sync`](AnyChannel::sync) returns (dropping
 //! a read-write handle of a named file syncs); a power loss before that opens at an earlier
 //! complete commit. [`Durability::Immediate`] syncs every commit. One process writes a file
 //! at a time (a second writer gets [`Error::Locked`]); any number read.

@@ -23,7 +23,9 @@ pub enum PyCodec {
     lz4 = 1,
     /// LZ4 high compression.
     lz4hc = 2,
-    /// Zstandard.
+    /// Zstandard. c-blosc2 maps levels 1–8 to zstd levels 2 × level − 1 and level 9 (the
+    /// default) to zstd's maximum, 22: a 3 MB float32 channel took 11.3 s to compress at level
+    /// 9 and 0.28 s at level 8. 1.0.1 behaves the same; pass compression_level=8 or lower.
     zstd = 3,
     /// zlib (not in compressed-image 1.0.1; files written by the Rust crate may use it).
     zlib = 4,
