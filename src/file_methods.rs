@@ -77,8 +77,11 @@ macro_rules! file_methods {
         }
 
         /// The generation of the commit this handle currently sees. Every commit increases
-        /// it, and so may a `sync` after commits (it writes a durability marker); a
-        /// read-only handle's generation changes only on [`refresh`](Self::refresh).
+        /// it, and so may a `sync` after commits: it writes a durability marker of the same
+        /// commit with the next generation, which the writer's handles move to. A read-only
+        /// handle's generation changes only when [`refresh`](Self::refresh) reports a new
+        /// commit (it does not move to a marker), so two handles showing the same commit
+        /// may differ by one.
         pub fn generation(&self) -> u64 {
             self.store.snapshot().slot.generation
         }
