@@ -311,26 +311,15 @@ impl<T: Sample> Channel<T> {
     /// # Errors
     /// The first error of a read or of `visit`.
     pub fn for_each_chunk(&self, mut visit: impl FnMut(&ChunkRef<'_, T>) -> Result) -> Result {
-        let (snap, pos) = self.any.view()?;
         let g = self.geometry();
-        let mut buf = vec![T::zeroed(); g.chunk_elems()];
-        for index in 0..g.num_chunks() {
-            let data = &mut buf[..g.chunk_elems_at(index)];
-            read_chunk(
-                &snap,
-                pos,
-                index,
-                bytemuck::cast_slice_mut(data),
-                self.threads(),
-            )?;
+        self.walk_chunks(|index, data| {
             visit(&ChunkRef::new(
                 index,
                 g.chunk_start_row(index),
                 g.width(),
                 data,
-            ))?;
-        }
-        Ok(())
+            ))
+        })
     }
 
     /// Visit every chunk mutably with its element coordinates; chunks the closure modified
@@ -341,6 +330,21 @@ impl<T: Sample> Channel<T> {
     /// The first error of a read, of `visit` or of the commit.
     pub fn update_chunks(&self, mut visit: impl FnMut(&mut ChunkMut<'_, T>) -> Result) -> Result {
         let mut batch = self.batch()?;
+        let g = self.geometry();
+        self.walk_chunks(|index, data| {
+            let mut chunk = ChunkMut::new(index, g.chunk_start_row(index), g.width(), data);
+            visit(&mut chunk)?;
+            if chunk.is_modified() {
+                batch.set_chunk(index, data)?;
+            }
+            Ok(())
+        })?;
+        batch.commit()
+    }
+
+    /// Read every chunk in index order from one commit into one reused buffer and hand
+    /// each to `step` with its index; stops at the first error of a read or of `step`.
+    fn walk_chunks(&self, mut step: impl FnMut(usize, &mut [T]) -> Result) -> Result {
         let (snap, pos) = self.any.view()?;
         let g = self.geometry();
         let mut buf = vec![T::zeroed(); g.chunk_elems()];
@@ -353,12 +357,8 @@ impl<T: Sample> Channel<T> {
                 bytemuck::cast_slice_mut(data),
                 self.threads(),
             )?;
-            let mut chunk = ChunkMut::new(index, g.chunk_start_row(index), g.width(), data);
-            visit(&mut chunk)?;
-            if chunk.is_modified() {
-                batch.set_chunk(index, data)?;
-            }
+            step(index, data)?;
         }
-        batch.commit()
+        Ok(())
     }
 }

@@ -18,6 +18,39 @@ fn numbered<R>(
     rows.enumerate().map(move |(i, row)| (start_row + i, row))
 }
 
+/// The read-only accessors [`ChunkRef`] and [`ChunkMut`] share; both hold `index`,
+/// `start_row` (the chunk's first row in the channel), `width` and `data` (whole scanlines
+/// of `width` elements, row-major).
+macro_rules! chunk_read_accessors {
+    () => {
+        /// Index of the chunk in its channel.
+        pub fn index(&self) -> usize {
+            self.index
+        }
+        /// The chunk's elements, row-major.
+        pub fn data(&self) -> &[T] {
+            self.data
+        }
+        /// Column of element `i` of this chunk (chunks are whole scanlines).
+        pub fn x(&self, i: usize) -> usize {
+            i % self.width
+        }
+        /// Row of element `i` of this chunk in the channel (in elements, for every element
+        /// size).
+        pub fn y(&self, i: usize) -> usize {
+            self.start_row + i / self.width
+        }
+        /// Width of the channel: the length of every row of the chunk.
+        pub fn width(&self) -> usize {
+            self.width
+        }
+        /// The chunk's scanlines with their row numbers in the channel, read-only.
+        pub fn rows(&self) -> impl ExactSizeIterator<Item = (usize, &[T])> {
+            numbered(self.start_row, self.data.chunks_exact(self.width))
+        }
+    };
+}
+
 /// A decoded chunk, read-only, with the coordinates of its elements.
 pub struct ChunkRef<'a, T> {
     index: usize,
@@ -66,30 +99,7 @@ impl<'a, T> ChunkRef<'a, T> {
             data,
         }
     }
-    /// Index of the chunk in its channel.
-    pub fn index(&self) -> usize {
-        self.index
-    }
-    /// The chunk's elements, row-major.
-    pub fn data(&self) -> &[T] {
-        self.data
-    }
-    /// Column of element `i` of this chunk (chunks are whole scanlines).
-    pub fn x(&self, i: usize) -> usize {
-        i % self.width
-    }
-    /// Row of element `i` of this chunk in the channel (in elements, for every element size).
-    pub fn y(&self, i: usize) -> usize {
-        self.start_row + i / self.width
-    }
-    /// Width of the channel: the length of every row of the chunk.
-    pub fn width(&self) -> usize {
-        self.width
-    }
-    /// The chunk's scanlines with their row numbers in the channel.
-    pub fn rows(&self) -> impl ExactSizeIterator<Item = (usize, &[T])> {
-        numbered(self.start_row, self.data.chunks_exact(self.width))
-    }
+    chunk_read_accessors!();
 }
 
 impl<'a, T> ChunkMut<'a, T> {
@@ -102,14 +112,7 @@ impl<'a, T> ChunkMut<'a, T> {
             modified: false,
         }
     }
-    /// Index of the chunk in its channel.
-    pub fn index(&self) -> usize {
-        self.index
-    }
-    /// The chunk's elements, row-major.
-    pub fn data(&self) -> &[T] {
-        self.data
-    }
+    chunk_read_accessors!();
     /// The chunk's elements for writing; the chunk will be written back.
     pub fn data_mut(&mut self) -> &mut [T] {
         self.modified = true;
@@ -118,22 +121,6 @@ impl<'a, T> ChunkMut<'a, T> {
     /// Whether the chunk will be written back.
     pub fn is_modified(&self) -> bool {
         self.modified
-    }
-    /// Column of element `i` of this chunk.
-    pub fn x(&self, i: usize) -> usize {
-        i % self.width
-    }
-    /// Row of element `i` of this chunk in the channel.
-    pub fn y(&self, i: usize) -> usize {
-        self.start_row + i / self.width
-    }
-    /// Width of the channel: the length of every row of the chunk.
-    pub fn width(&self) -> usize {
-        self.width
-    }
-    /// The chunk's scanlines with their row numbers in the channel, read-only.
-    pub fn rows(&self) -> impl ExactSizeIterator<Item = (usize, &[T])> {
-        numbered(self.start_row, self.data.chunks_exact(self.width))
     }
     /// The chunk's scanlines for writing, with their row numbers in the channel; the
     /// chunk will be written back.

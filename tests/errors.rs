@@ -1036,21 +1036,28 @@ fn one_corrupt_slot_falls_back_to_the_other_older_commit() {
     assert_eq!(c.stats().unwrap().generation, new_gen);
     drop(c);
 
-    for at in [8, 16, 40, 63, 64, 200, 251, 253] {
-        // Newest slot damaged: the older commit, exactly.
+    // A copy of the file with bit 2 of byte `at` of slot page `page` flipped, written as
+    // `name`: a read-only open shows exactly `expected` at `generation` and leaves the file
+    // as it was. Returns the copy's path.
+    let check_damaged = |page: usize, at: usize, name: String, expected: &[u8], generation| {
         let mut damaged = bytes.clone();
-        damaged[new_page * SLOT_PAGE + at] ^= 0x04;
-        let p = dir.path().join(format!("new{at}.cimg"));
+        damaged[page * SLOT_PAGE + at] ^= 0x04;
+        let p = dir.path().join(name);
         fs::write(&p, &damaged).unwrap();
         let c = Channel::<u8>::open_read_only(&p).unwrap();
         assert_eq!(
             Digest(c.get_decompressed().unwrap()),
-            Digest(older.clone()),
+            Digest(expected.to_vec()),
             "byte {at}"
         );
-        assert_eq!(c.stats().unwrap().generation, old_gen);
+        assert_eq!(c.stats().unwrap().generation, generation);
         drop(c);
         assert!(fs::read(&p).unwrap() == damaged, "read-only open wrote");
+        p
+    };
+    for at in [8, 16, 40, 63, 64, 200, 251, 253] {
+        // Newest slot damaged: the older commit, exactly.
+        let p = check_damaged(new_page, at, format!("new{at}.cimg"), &older, old_gen);
         let c = Channel::<u8>::open(&p).unwrap();
         assert_eq!(
             Digest(c.get_decompressed().unwrap()),
@@ -1071,19 +1078,7 @@ fn one_corrupt_slot_falls_back_to_the_other_older_commit() {
         );
 
         // Older slot damaged: the newer commit.
-        let mut damaged = bytes.clone();
-        damaged[old_page * SLOT_PAGE + at] ^= 0x04;
-        let p = dir.path().join(format!("old{at}.cimg"));
-        fs::write(&p, &damaged).unwrap();
-        let c = Channel::<u8>::open_read_only(&p).unwrap();
-        assert_eq!(
-            Digest(c.get_decompressed().unwrap()),
-            Digest(newer.clone()),
-            "byte {at}"
-        );
-        assert_eq!(c.stats().unwrap().generation, new_gen);
-        drop(c);
-        assert!(fs::read(&p).unwrap() == damaged, "read-only open wrote");
+        check_damaged(old_page, at, format!("old{at}.cimg"), &newer, new_gen);
     }
 }
 

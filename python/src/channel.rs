@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ci::{AnyChannel, AnyImage};
+use ci::{AnyChannel, AnyImage, Settings};
 use numpy::PyUntypedArrayMethods;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -88,6 +88,39 @@ impl PyChannel {
         PyChannel::new(any, path, Origin::Standalone)
     }
 
+    /// Compress `data` (checked against `width × height`) into a new standalone channel:
+    /// anonymous, or a file at `path` (absolute).
+    fn eager(
+        py: Python<'_>,
+        path: Option<PathBuf>,
+        data: &Bound<'_, PyAny>,
+        width: Size,
+        height: Size,
+        s: Settings,
+    ) -> PyResult<PyChannel> {
+        let arr = as_ndarray(data, "data")?;
+        let dtype = array_dtype(&arr)?;
+        check_shape(&arr, width.0, height.0)?;
+        let any = dispatch!(dtype, T => create_eager::<T>(py, path.as_deref(), &arr, width.0, height.0, s))?;
+        Ok(PyChannel::standalone(any, path))
+    }
+
+    /// A new standalone lazy channel of `fill_value` (zeros without one): anonymous, or a
+    /// file at `path` (absolute).
+    fn lazy(
+        py: Python<'_>,
+        path: Option<PathBuf>,
+        dtype: &Bound<'_, PyAny>,
+        fill_value: Option<&Bound<'_, PyAny>>,
+        width: Size,
+        height: Size,
+        s: Settings,
+    ) -> PyResult<PyChannel> {
+        let dtype = parse_dtype(dtype)?;
+        let any = dispatch!(dtype, T => create_lazy::<T>(py, path.as_deref(), fill_value, width.0, height.0, s))?;
+        Ok(PyChannel::standalone(any, path))
+    }
+
     /// A clone of the crate handle (cheap); RuntimeError once closed, ChannelRemovedError
     /// once removed through the image that handed it out.
     pub(crate) fn any(&self) -> PyResult<AnyChannel> {
@@ -119,12 +152,8 @@ impl PyChannel {
         block_size: Size,
         chunk_size: Size,
     ) -> PyResult<PyChannel> {
-        let arr = as_ndarray(data, "data")?;
-        let dtype = array_dtype(&arr)?;
-        check_shape(&arr, width.0, height.0)?;
         let s = settings(compression_codec, compression_level, block_size, chunk_size);
-        let any = dispatch!(dtype, T => create_eager::<T>(py, None, &arr, width.0, height.0, s))?;
-        Ok(PyChannel::standalone(any, None))
+        PyChannel::eager(py, None, data, width, height, s)
     }
 
     /// A lazy channel of zeros: nothing is compressed until a chunk is set.
@@ -143,10 +172,8 @@ impl PyChannel {
         block_size: Size,
         chunk_size: Size,
     ) -> PyResult<PyChannel> {
-        let dtype = parse_dtype(dtype)?;
         let s = settings(compression_codec, compression_level, block_size, chunk_size);
-        let any = dispatch!(dtype, T => create_lazy::<T>(py, None, None, width.0, height.0, s))?;
-        Ok(PyChannel::standalone(any, None))
+        PyChannel::lazy(py, None, dtype, None, width, height, s)
     }
 
     /// A lazy channel whose every element is `fill_value` (exactly representable in `dtype`,
@@ -167,10 +194,8 @@ impl PyChannel {
         block_size: Size,
         chunk_size: Size,
     ) -> PyResult<PyChannel> {
-        let dtype = parse_dtype(dtype)?;
         let s = settings(compression_codec, compression_level, block_size, chunk_size);
-        let any = dispatch!(dtype, T => create_lazy::<T>(py, None, Some(fill_value), width.0, height.0, s))?;
-        Ok(PyChannel::standalone(any, None))
+        PyChannel::lazy(py, None, dtype, Some(fill_value), width, height, s)
     }
 
     /// A lazy channel of zeros with `other`'s dtype, size, codec, level, block and chunk size.
@@ -215,14 +240,8 @@ impl PyChannel {
         block_size: Size,
         chunk_size: Size,
     ) -> PyResult<PyChannel> {
-        let path = absolute(&path);
-        let arr = as_ndarray(data, "data")?;
-        let dtype = array_dtype(&arr)?;
-        check_shape(&arr, width.0, height.0)?;
         let s = settings(compression_codec, compression_level, block_size, chunk_size);
-        let any =
-            dispatch!(dtype, T => create_eager::<T>(py, Some(&path), &arr, width.0, height.0, s))?;
-        Ok(PyChannel::standalone(any, Some(path)))
+        PyChannel::eager(py, Some(absolute(&path)), data, width, height, s)
     }
 
     /// A lazy channel file at `path` whose every element is `fill_value`; instant for any
@@ -244,11 +263,16 @@ impl PyChannel {
         block_size: Size,
         chunk_size: Size,
     ) -> PyResult<PyChannel> {
-        let path = absolute(&path);
-        let dtype = parse_dtype(dtype)?;
         let s = settings(compression_codec, compression_level, block_size, chunk_size);
-        let any = dispatch!(dtype, T => create_lazy::<T>(py, Some(&path), Some(fill_value), width.0, height.0, s))?;
-        Ok(PyChannel::standalone(any, Some(path)))
+        PyChannel::lazy(
+            py,
+            Some(absolute(&path)),
+            dtype,
+            Some(fill_value),
+            width,
+            height,
+            s,
+        )
     }
 
     /// Open a channel file: read-write (one writer per file, in any process: a second one

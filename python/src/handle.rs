@@ -205,35 +205,49 @@ where
     ))
 }
 
+/// A new dict of `value`'s named fields, keyed by their names, after any leading
+/// `"key": expression` entries; in the order written.
+macro_rules! fields_dict {
+    ($py:expr, $value:ident { $($key:literal: $computed:expr,)* $($field:ident),* $(,)? }) => {{
+        let d = PyDict::new($py);
+        $(d.set_item($key, $computed)?;)*
+        $(d.set_item(stringify!($field), $value.$field)?;)*
+        Ok(d)
+    }};
+}
+
 pub fn stats_dict(py: Python<'_>, s: ci::Stats) -> PyResult<Bound<'_, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("generation", s.generation)?;
-    d.set_item("file_len", s.file_len)?;
-    d.set_item("committed_end", s.committed_end)?;
-    d.set_item("live_bytes", s.live_bytes)?;
-    d.set_item("dead_bytes", s.dead_bytes)?;
-    d.set_item("blob_chunks", s.blob_chunks)?;
-    d.set_item("fill_chunks", s.fill_chunks)?;
-    d.set_item("fill_bytes", s.fill_bytes)?;
-    Ok(d)
+    fields_dict!(
+        py,
+        s {
+            generation,
+            file_len,
+            committed_end,
+            live_bytes,
+            dead_bytes,
+            blob_chunks,
+            fill_chunks,
+            fill_bytes,
+        }
+    )
 }
 
 pub fn verification_dict(py: Python<'_>, v: ci::Verification) -> PyResult<Bound<'_, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("ok", v.is_ok())?;
-    d.set_item("generation", v.generation)?;
-    d.set_item("records", v.records)?;
-    d.set_item("bytes_checked", v.bytes_checked)?;
-    d.set_item("problems", v.problems)?;
-    Ok(d)
+    fields_dict!(py, v {
+        "ok": v.is_ok(),
+        generation, records, bytes_checked, problems,
+    })
 }
 
 pub fn compaction_dict(py: Python<'_>, c: ci::Compaction) -> PyResult<Bound<'_, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("file_len_before", c.file_len_before)?;
-    d.set_item("file_len_after", c.file_len_after)?;
-    d.set_item("reclaimed", c.reclaimed)?;
-    Ok(d)
+    fields_dict!(
+        py,
+        c {
+            file_len_before,
+            file_len_after,
+            reclaimed
+        }
+    )
 }
 
 /// The Python methods over the file, for a `#[pyclass]` implementing [`PyHandle`] (a

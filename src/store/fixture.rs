@@ -1,7 +1,7 @@
 //! Test fixtures for the store's unit tests: small files of one `u8` channel whose blobs
 //! are arbitrary bytes (the store never decodes them).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{BlobRead, Store, StoredChunk};
 use crate::format::{Catalog, ChannelDesc};
@@ -43,6 +43,15 @@ pub(super) fn create(path: &Path) -> Store {
     let (store, temp) = Store::create(Some(path), &catalog()).expect("create");
     store.finish_create(temp).expect("first commit");
     store
+}
+
+/// A file made by [`create`] as `a.cimg` in a new temporary directory, with its path; the
+/// directory (and the file) live as long as the returned guard.
+pub(super) fn create_temp() -> (tempfile::TempDir, PathBuf, Store) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("a.cimg");
+    let store = create(&path);
+    (dir, path, store)
 }
 
 /// A blob payload of `len` bytes (at least the 32 a blob needs) made from `seed`.

@@ -442,9 +442,7 @@ mod tests {
 
     #[test]
     fn commits_go_to_the_page_that_does_not_hold_the_durable_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.cimg");
-        let store = fixture::create(&path);
+        let (_dir, path, store) = fixture::create_temp();
         // Creation: generation 1 in page A, synced, then its marker (generation 2) in B.
         let snap = store.snapshot();
         assert_eq!((snap.slot.generation, snap.page), (2, 1));
@@ -474,9 +472,7 @@ mod tests {
 
     #[test]
     fn a_sync_without_a_commit_since_the_last_writes_no_slot() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.cimg");
-        let store = fixture::create(&path);
+        let (_dir, path, store) = fixture::create_temp();
         put_blob(&store, 0, &blob(40, 1));
         store.sync().unwrap(); // the commit's marker
         let (slot, pages) = (
@@ -491,9 +487,7 @@ mod tests {
 
     #[test]
     fn refresh_skips_a_marker_of_its_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.cimg");
-        let writer = fixture::create(&path);
+        let (_dir, path, writer) = fixture::create_temp();
         put_blob(&writer, 0, &blob(40, 1));
         let reader = open(&path, Access::ReadOnly);
         let seen = reader.snapshot().slot;
@@ -508,8 +502,7 @@ mod tests {
 
     #[test]
     fn dead_bytes_are_exactly_the_superseded_records() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = fixture::create(&dir.path().join("a.cimg"));
+        let (_dir, _, store) = fixture::create_temp();
         let first = store.snapshot();
         assert_eq!(first.dead_bytes(), 0);
         assert_eq!(first.live_bytes(), record_footprint(first.slot.catalog_len));
@@ -546,9 +539,7 @@ mod tests {
 
     #[test]
     fn a_reopened_file_shows_the_same_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.cimg");
-        let store = fixture::create(&path);
+        let (_dir, path, store) = fixture::create_temp();
         put_blob(&store, 2, &blob(40, 1));
         let slot = store.snapshot().slot;
         drop(store); // syncs: a marker follows

@@ -376,8 +376,7 @@ mod tests {
 
     /// A file with one blob commit; its snapshot and the file's mapping.
     fn committed() -> (tempfile::TempDir, crate::store::Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = fixture::create(&dir.path().join("a.cimg"));
+        let (dir, _, store) = fixture::create_temp();
         put_blob(&store, 1, &blob(40, 1));
         (dir, store)
     }

@@ -292,8 +292,7 @@ mod tests {
 
     #[test]
     fn a_commit_is_visible_at_once_with_its_fill_and_blob_entries() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = fixture::create(&dir.path().join("a.cimg"));
+        let (_dir, _, store) = fixture::create_temp();
         let generation = store.snapshot().slot.generation;
         let mut txn = store.begin().unwrap();
         txn.put(ID, 1, StoredChunk::Fill(3)).unwrap();
@@ -310,8 +309,7 @@ mod tests {
 
     #[test]
     fn a_dropped_transaction_changes_nothing_and_its_space_is_reused() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = fixture::create(&dir.path().join("a.cimg"));
+        let (_dir, _, store) = fixture::create_temp();
         let before = store.snapshot().slot;
         let mut txn = store.begin().unwrap();
         txn.put(ID, 0, StoredChunk::Blob(&blob(40, 1))).unwrap();
@@ -338,8 +336,7 @@ mod tests {
 
     #[test]
     fn a_transaction_without_changes_commits_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = fixture::create(&dir.path().join("a.cimg"));
+        let (_dir, _, store) = fixture::create_temp();
         let before = store.snapshot().slot;
         store.begin().unwrap().commit().unwrap();
         assert_eq!(store.snapshot().slot, before);
@@ -347,8 +344,7 @@ mod tests {
 
     #[test]
     fn a_bad_chunk_index_is_refused_before_anything_is_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = fixture::create(&dir.path().join("a.cimg"));
+        let (_dir, _, store) = fixture::create_temp();
         let mut txn = store.begin().unwrap();
         let err = txn.put(ID, fixture::HEIGHT, StoredChunk::Blob(&blob(40, 1)));
         assert!(matches!(err, Err(Error::IndexOutOfRange { .. })), "{err:?}");
@@ -361,8 +357,7 @@ mod tests {
 
     #[test]
     fn a_second_transaction_on_the_same_thread_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = fixture::create(&dir.path().join("a.cimg"));
+        let (_dir, _, store) = fixture::create_temp();
         let txn = store.begin().unwrap();
         assert!(matches!(store.begin(), Err(Error::BatchInProgress)));
         drop(txn);

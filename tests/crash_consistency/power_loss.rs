@@ -33,6 +33,20 @@ pub struct SweepStats {
     pub fallbacks: usize,
 }
 
+impl SweepStats {
+    /// Count one more sweep of `log_entries` log entries whose own counts are `run`.
+    fn add_sweep(&mut self, log_entries: usize, run: &SweepStats) {
+        self.workloads += 1;
+        self.log_entries += log_entries;
+        self.points += run.points;
+        self.generated += run.generated;
+        self.opened += run.opened;
+        self.recovered += run.recovered;
+        self.written += run.written;
+        self.fallbacks += run.fallbacks;
+    }
+}
+
 /// A crash image and what it must open at.
 pub struct Variant {
     pub label: String,
@@ -49,7 +63,19 @@ pub struct Sweep<'a> {
     pub failures: Failures,
 }
 
-impl Sweep<'_> {
+impl<'a> Sweep<'a> {
+    /// A sweep of `rec` writing its crash images to `file`, with no counts or failures yet.
+    pub fn new(rec: &'a Rec, file: PathBuf, rng: Rng) -> Self {
+        Sweep {
+            rec,
+            file,
+            rng,
+            seen: HashSet::new(),
+            stats: SweepStats::default(),
+            failures: Failures::default(),
+        }
+    }
+
     pub fn variants(&mut self, p: &Point<'_>) -> Vec<Variant> {
         let cfg = config();
         let mut out = vec![Variant {
@@ -218,14 +244,11 @@ pub fn power_loss_sweep(kind: Kind) {
             assert!(!rec.events.is_empty(), "no compaction");
             assert!(rec.watch_checks > 0, "compaction's copy was not watched");
         }
-        let mut sweep = Sweep {
-            rec: &rec,
-            file: dir.path().join(format!("{}-crash.cimg", w.name)),
-            rng: seeded_rng(cfg.seed ^ digest(w.name.as_bytes())),
-            seen: HashSet::new(),
-            stats: SweepStats::default(),
-            failures: Failures::default(),
-        };
+        let mut sweep = Sweep::new(
+            &rec,
+            dir.path().join(format!("{}-crash.cimg", w.name)),
+            seeded_rng(cfg.seed ^ digest(w.name.as_bytes())),
+        );
         sweep.run(0);
         let s = &sweep.stats;
         println!(
@@ -244,14 +267,7 @@ pub fn power_loss_sweep(kind: Kind) {
             s.written,
             rec.watch_checks
         );
-        total.workloads += 1;
-        total.log_entries += rec.log.len();
-        total.points += s.points;
-        total.generated += s.generated;
-        total.opened += s.opened;
-        total.recovered += s.recovered;
-        total.written += s.written;
-        total.fallbacks += s.fallbacks;
+        total.add_sweep(rec.log.len(), s);
         total.watch_checks += rec.watch_checks;
         failures.count += sweep.failures.count;
         failures.shown.extend(sweep.failures.shown);
@@ -383,24 +399,14 @@ fn power_loss_while_restarting_after_a_process_crash_opens_a_valid_commit() {
             rng.shuffle(&mut ks);
             for (i, &k) in ks.iter().take(cfg.restarts).enumerate() {
                 let (rec2, start) = restart(&rec, k, dir.path(), 7000 + i as u64);
-                let mut sweep = Sweep {
-                    rec: &rec2,
-                    file: dir.path().join(format!("{}-restart-crash.cimg", w.name)),
-                    rng: seeded_rng(cfg.seed ^ k as u64),
-                    seen: HashSet::new(),
-                    stats: SweepStats::default(),
-                    failures: Failures::default(),
-                };
+                let mut sweep = Sweep::new(
+                    &rec2,
+                    dir.path().join(format!("{}-restart-crash.cimg", w.name)),
+                    seeded_rng(cfg.seed ^ k as u64),
+                );
                 sweep.run(start);
                 let s = &sweep.stats;
-                total.workloads += 1;
-                total.log_entries += rec2.log.len() - start;
-                total.points += s.points;
-                total.generated += s.generated;
-                total.opened += s.opened;
-                total.recovered += s.recovered;
-                total.written += s.written;
-                total.fallbacks += s.fallbacks;
+                total.add_sweep(rec2.log.len() - start, s);
                 for m in sweep.failures.shown {
                     failures.push(format!("restart after a process crash at {k}: {m}"));
                 }
