@@ -1,5 +1,6 @@
 //! The thread count a handle works with, settable through `&self`.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::{Argument, Error, Result};
@@ -46,9 +47,12 @@ impl Clone for ThreadCount {
     }
 }
 
-/// The machine's available parallelism (1 when unknown).
+/// The machine's available parallelism (1 when unknown), read once: on Linux the standard
+/// library reads the process's cgroup files for it, several microseconds per call, which
+/// every handle creation and open would otherwise pay.
 pub(crate) fn available_parallelism() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// How many chunks a whole-channel operation with `threads` threads works on at once: the

@@ -14,7 +14,6 @@
 mod ffi;
 
 use std::cell::RefCell;
-use std::sync::OnceLock;
 
 pub(crate) use ffi::{CompressParams, MAX_OVERHEAD};
 
@@ -54,14 +53,10 @@ impl CompressParams {
 /// chunk it processes, and keeps it while the context lives).
 const THREADS_PER_CORE: usize = 4;
 
-/// The most threads c-blosc2 is given for one chunk: [`THREADS_PER_CORE`] ×
-/// `std::thread::available_parallelism()` (read once).
+/// The most threads c-blosc2 is given for one chunk: [`THREADS_PER_CORE`] × the machine's
+/// available parallelism.
 pub(crate) fn max_chunk_threads() -> usize {
-    static MAX: OnceLock<usize> = OnceLock::new();
-    *MAX.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        THREADS_PER_CORE * cores
-    })
+    THREADS_PER_CORE * crate::threads::available_parallelism()
 }
 
 /// The threads c-blosc2 gets for a chunk of `nblocks` blocks when `requested` are asked for:
