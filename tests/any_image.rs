@@ -3,7 +3,6 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
 use compressed_image::{
     AnyChannel, AnyImage, Argument, Channel, Dtype, Error, Image, Region, Settings, f16, inspect,
@@ -109,17 +108,6 @@ fn mixed_channels_round_trip_through_a_file() {
     }
 }
 
-/// Serialises starting a child process against reopening a file for writing. A child
-/// shares its parent's open files from fork to exec, the writer lock (`flock` on a sidecar
-/// file) among them, so a handle dropped by one test thread in that window keeps its lock
-/// until the child of another thread execs, and an immediate reopen would be refused.
-static SPAWNING: RwLock<()> = RwLock::new(());
-
-/// Held while dropping a writer and reopening its file.
-fn no_spawning() -> RwLockReadGuard<'static, ()> {
-    SPAWNING.read().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// Environment variable handing the child process the file to describe.
 const CHILD_PATH: &str = "CIMG_ANY_IMAGE_CHILD_PATH";
 /// Marker of the child's answer on its stdout.
@@ -141,20 +129,17 @@ fn mixed_image_reads_the_same_in_another_process() {
     let here = describe(&image);
     assert!(here.contains("luma:float16:") && here.contains("id:uint32:"));
 
-    let child = {
-        let _spawning = SPAWNING.write().unwrap_or_else(PoisonError::into_inner);
-        Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "mixed_image_reads_the_same_in_another_process",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_PATH, &path)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "mixed_image_reads_the_same_in_another_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_PATH, &path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "child failed: {stdout}");
@@ -224,7 +209,6 @@ fn a_batch_writes_channels_of_every_type_in_one_commit() {
 
 #[test]
 fn opening_a_mixed_file_as_image_names_the_channel_and_its_type() {
-    let _no_spawning = no_spawning();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mixed.cimg");
     mixed(&AnyImage::create(&path, W, H).unwrap());
@@ -340,7 +324,6 @@ fn save_as_and_compact_keep_a_mixed_image() {
     assert_eq!(image.get_decompressed_bytes().unwrap(), expected_bytes());
     reader.refresh().unwrap();
     assert_eq!(describe(&reader), describe(&image));
-    let _no_spawning = no_spawning();
     drop((image, reader, depth_channel));
     assert_eq!(
         AnyImage::open(&path)
