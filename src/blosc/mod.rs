@@ -24,8 +24,62 @@ thread_local! {
     /// Keyed by parameters and input length: `blosc2_compress_ctx` keeps the block size it
     /// clamped to one input as the request for the next, so a context is only reused for
     /// inputs of the same length (every chunk but the last).
-    static COMPRESSOR: RefCell<Option<((CompressParams, usize), ffi::Context)>> = const { RefCell::new(None) };
-    static DECOMPRESSOR: RefCell<Option<(i16, ffi::Context)>> = const { RefCell::new(None) };
+    static COMPRESSORS: RefCell<Contexts<(CompressParams, usize)>> = const { RefCell::new(Contexts::new()) };
+    /// Keyed by thread count, which depends on the chunk's block count.
+    static DECOMPRESSORS: RefCell<Contexts<i16>> = const { RefCell::new(Contexts::new()) };
+}
+
+/// The contexts one OS thread keeps of one kind, most recently used first. More than one,
+/// because callers alternate: a channel's full chunks and its shorter last chunk need
+/// different compression contexts, and a short chunk with fewer blocks than threads gets a
+/// smaller decompression context; with a single slot each alternation would free a context
+/// (and its thread pool) and build another, which costs more than decoding a small chunk.
+struct Contexts<K> {
+    entries: Vec<(K, ffi::Context)>,
+}
+
+/// Contexts kept per OS thread and kind. Each may hold a c-blosc2 thread pool of at most
+/// [`max_chunk_threads`] threads.
+const CONTEXTS_PER_THREAD: usize = 3;
+
+impl<K: PartialEq + Copy> Contexts<K> {
+    const fn new() -> Contexts<K> {
+        Contexts {
+            entries: Vec::new(),
+        }
+    }
+
+    /// The context for `key`, made by `make` if none is kept; it becomes the most recently
+    /// used one.
+    fn get_or_make(
+        &mut self,
+        key: K,
+        make: impl FnOnce() -> Result<ffi::Context>,
+    ) -> Result<&mut ffi::Context> {
+        match self.entries.iter().position(|(k, _)| *k == key) {
+            Some(i) => self.entries[..=i].rotate_right(1),
+            None => {
+                if self.entries.len() == CONTEXTS_PER_THREAD {
+                    self.entries.pop(); // free the least recently used before making another
+                }
+                let context = make()?;
+                self.entries.insert(0, (key, context));
+            }
+        }
+        Ok(&mut self.entries[0].1)
+    }
+
+    /// Free the most recently used context.
+    fn drop_newest(&mut self) {
+        if !self.entries.is_empty() {
+            self.entries.remove(0);
+        }
+    }
+
+    #[cfg(test)]
+    fn contains(&self, key: K) -> bool {
+        self.entries.iter().any(|(k, _)| *k == key)
+    }
 }
 
 impl CompressParams {
@@ -85,14 +139,10 @@ pub(crate) fn compress(params: CompressParams, src: &[u8], dst: &mut Vec<u8>) ->
         nthreads: chunk_threads(params.nthreads as usize, nblocks),
         ..params
     };
-    let key = (params, src.len());
-    COMPRESSOR.with_borrow_mut(|slot| {
-        if slot.as_ref().is_none_or(|(k, _)| *k != key) {
-            *slot = None; // free the old context before making the new one
-            *slot = Some((key, ffi::Context::compressor(params)?));
-        }
-        let (_, ctx) = slot.as_mut().expect("context set above");
-        ctx.compress(src, dst)
+    COMPRESSORS.with_borrow_mut(|contexts| {
+        contexts
+            .get_or_make((params, src.len()), || ffi::Context::compressor(params))?
+            .compress(src, dst)
     })
 }
 
@@ -105,26 +155,22 @@ fn with_decompressor<R>(
 ) -> Result<R> {
     let nblocks = ChunkHeader::parse(src).map_or(1, |h| h.nblocks());
     let nthreads = chunk_threads(nthreads, nblocks);
-    DECOMPRESSOR.with_borrow_mut(|slot| {
-        if slot.as_ref().is_none_or(|(n, _)| *n != nthreads) {
-            *slot = None;
-            *slot = Some((nthreads, ffi::Context::decompressor(nthreads)?));
-        }
-        let (_, ctx) = slot.as_mut().expect("context set above");
-        let result = f(ctx);
+    DECOMPRESSORS.with_borrow_mut(|contexts| {
+        let result = f(contexts.get_or_make(nthreads, || ffi::Context::decompressor(nthreads))?);
         if result.is_err() {
             // A failed decode may leave state in the context (buffers, codec state) that a
             // later decode of another crafted chunk could observe: start the next one clean.
-            *slot = None;
+            contexts.drop_newest();
         }
         result
     })
 }
 
-/// Whether this thread holds a decompression context (for tests of its life cycle).
+/// Whether this thread holds a decompression context for `nthreads` threads (for tests of
+/// its life cycle).
 #[cfg(test)]
-fn has_decompressor() -> bool {
-    DECOMPRESSOR.with_borrow(Option::is_some)
+fn has_decompressor(nthreads: i16) -> bool {
+    DECOMPRESSORS.with_borrow(|contexts| contexts.contains(nthreads))
 }
 
 /// Decompress a validated blosc2 chunk into `dst` (exactly its uncompressed length), on at
@@ -282,13 +328,36 @@ mod tests {
         compress(params(Codec::Lz4, 1), &data, &mut chunk).unwrap();
         let mut out = vec![0u8; data.len()];
         decompress_into(&chunk, &mut out, 1).unwrap();
-        assert!(has_decompressor());
+        assert!(has_decompressor(1));
         // The wrong output length fails inside c-blosc2.
         assert!(decompress_into(&chunk, &mut out[..10], 1).is_err());
-        assert!(!has_decompressor());
+        assert!(!has_decompressor(1));
         decompress_into(&chunk, &mut out, 1).unwrap();
         assert_eq!(out, data);
-        assert!(has_decompressor());
+        assert!(has_decompressor(1));
+    }
+
+    #[test]
+    fn alternating_thread_counts_keep_a_context_for_each() {
+        let data: Vec<u8> = (0u32..1 << 18).map(|i| (i / 5 % 251) as u8).collect();
+        let mut chunk = Vec::new();
+        compress(
+            CompressParams::new(Codec::Lz4, 5, 1, 4096, 1),
+            &data,
+            &mut chunk,
+        )
+        .unwrap();
+        let mut out = vec![0u8; data.len()];
+        for threads in [1, 2, 1, 2] {
+            decompress_into(&chunk, &mut out, threads).unwrap();
+            assert_eq!(out, data);
+        }
+        assert!(has_decompressor(1) && has_decompressor(2));
+        // A fourth kind of context evicts the least recently used one only.
+        for threads in [3, 4] {
+            decompress_into(&chunk, &mut out, threads).unwrap();
+        }
+        assert!(!has_decompressor(1) && has_decompressor(2) && has_decompressor(4));
     }
 
     #[test]
