@@ -382,8 +382,11 @@ impl AnyChannel {
     /// the count to c-blosc2, which splits the chunk's blocks among that many threads;
     /// the count c-blosc2 gets is capped at a small multiple of the machine's available
     /// parallelism and at the number of blocks in the chunk, so a large count never
-    /// starts more threads than can help. This method returns the count as set, not the
-    /// capped one.
+    /// starts more threads than can help. With a count above 1, a single-chunk write
+    /// ([`set_chunk_bytes`](Self::set_chunk_bytes), a batch, a region write) also lets one
+    /// helper thread prepare the file's pages for the next write like it while the caller
+    /// compresses it; with a count of 1 no thread but the caller's touches the file. This
+    /// method returns the count as set, not the capped one.
     pub fn threads(&self) -> usize {
         self.threads.get()
     }
@@ -426,6 +429,7 @@ impl AnyChannel {
         let prepared = prepare_chunk(&self.desc, index, data, self.threads())?;
         let mut txn = self.store.begin()?;
         txn.put(self.desc.id, index, &prepared)?;
+        txn.allow_write_ahead(self.threads() > 1);
         txn.commit()
     }
 

@@ -188,7 +188,8 @@ impl<'a, T: Sample> Batch<'a, T> {
     ///
     /// # Errors
     /// I/O errors, which poison the handle.
-    pub fn commit(self) -> Result {
+    pub fn commit(mut self) -> Result {
+        self.txn.allow_write_ahead(self.channel.threads() > 1);
         self.txn.commit()
     }
 }
@@ -270,7 +271,8 @@ impl<'a> AnyImageBatch<'a> {
     ///
     /// # Errors
     /// I/O errors, which poison the handle.
-    pub fn commit(self) -> Result {
+    pub fn commit(mut self) -> Result {
+        self.txn.allow_write_ahead(self.threads > 1);
         self.txn.commit()
     }
 }

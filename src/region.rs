@@ -167,6 +167,7 @@ impl AnyChannel {
             let prepared = prepare_chunk(self.desc(), index, &chunk, self.threads())?;
             txn.put(self.id(), index, &prepared)?;
         }
+        txn.allow_write_ahead(self.threads() > 1);
         txn.commit()
     }
 }

@@ -212,3 +212,48 @@ fn a_sync_without_a_new_commit_is_no_change_for_readers() {
     assert!(reader.refresh().unwrap());
     assert_eq!(reader.get_chunk_vec(2).unwrap(), vec![5; 16]);
 }
+
+/// Elements that do not compress: every chunk is stored as a blob of about its raw size.
+fn noise(n: usize, seed: u32) -> Vec<u32> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        })
+        .collect()
+}
+
+#[test]
+fn a_set_chunk_loop_on_several_threads_reads_back_exactly_in_process_and_after_reopen() {
+    // On more than one thread, each commit prepares the file for the next on a helper
+    // thread; the chunks read back must be exactly the last ones written.
+    let dir = tempdir();
+    let path = dir.path().join("loop.cimg");
+    let (width, height) = (1024, 4096); // 4 MiB chunks of 1024 rows: 4 chunks
+    let c = Channel::<u32>::create_full(&path, width, height, 0, Settings::default()).unwrap();
+    c.set_threads(2).unwrap();
+    let chunk_len = c.chunk_size_at(0).unwrap() / 4;
+    let mut latest = vec![Vec::new(); c.num_chunks()];
+    for round in 0..12u32 {
+        let index = (round as usize * 3) % latest.len();
+        let data = noise(chunk_len, round + 1);
+        c.set_chunk(index, &data).unwrap();
+        latest[index] = data;
+        let mut out = vec![0u32; chunk_len];
+        for (i, expected) in latest.iter().enumerate().filter(|(_, d)| !d.is_empty()) {
+            c.get_chunk(i, &mut out).unwrap();
+            assert!(out == *expected, "round {round}, chunk {i}");
+        }
+    }
+    drop(c);
+    let reopened = Channel::<u32>::open_read_only(&path).unwrap();
+    assert!(reopened.verify().unwrap().is_ok());
+    let mut out = vec![0u32; chunk_len];
+    for (i, expected) in latest.iter().enumerate() {
+        reopened.get_chunk(i, &mut out).unwrap();
+        assert!(out == *expected, "chunk {i} after reopen");
+    }
+}

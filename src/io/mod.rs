@@ -18,6 +18,7 @@ pub(crate) use lock::WriterLock;
 pub(crate) use lock::lock_path;
 
 use crate::error::{Error, Result};
+use mmap::start_writeback;
 pub(crate) use mmap::{Mapping, large_zeroed_vec};
 
 /// Every mutation of a container file goes through this trait, so tests can inject I/O
@@ -34,7 +35,24 @@ pub trait Backend: Send + Sync {
     fn set_len(&self, len: u64) -> io::Result<()>;
     /// Make every completed write durable (fdatasync).
     fn sync(&self) -> io::Result<()>;
+    /// Have the file's pages in `[offset, offset + len)` (inside the file, past every byte a
+    /// commit references) created in the page cache ahead of the writes that will fill them,
+    /// by writing zeros there. The writer calls it from a helper thread and waits for it
+    /// before its next operation on the file. The default does nothing: a backend that
+    /// records or injects faults keeps its sequence of writes deterministic.
+    fn prefault(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
+    /// Start writing `[offset, offset + len)` back to disk without waiting, ahead of a
+    /// sync. The default does nothing (as for [`prefault`](Self::prefault)).
+    fn start_writeback(&self, offset: u64, len: u64) {
+        let _ = (offset, len);
+    }
 }
+
+/// Zeros written by [`FileBackend::prefault`] per call.
+static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
 
 /// The production backend: positioned reads and writes on a shared [`File`].
 pub(crate) struct FileBackend(pub Arc<File>);
@@ -54,6 +72,19 @@ impl Backend for FileBackend {
     }
     fn sync(&self) -> io::Result<()> {
         self.0.sync_data()
+    }
+    fn start_writeback(&self, offset: u64, len: u64) {
+        start_writeback(&self.0, offset, len);
+    }
+    fn prefault(&self, offset: u64, len: u64) -> io::Result<()> {
+        let mut at = offset;
+        let end = offset.saturating_add(len);
+        while at < end {
+            let n = (end - at).min(ZEROS.len() as u64) as usize;
+            self.0.write_all_at(&ZEROS[..n], at)?;
+            at += n as u64;
+        }
+        Ok(())
     }
 }
 

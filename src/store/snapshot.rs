@@ -168,9 +168,9 @@ impl Snapshot {
         };
         let checksum = read == BlobRead::Verify || self.checks.needs_check(offset, len, crc);
         if checksum || read != BlobRead::Part {
-            // On every whole read: a blob may be new to this mapping (a writer's file grows
-            // into new mappings), and the call is cheap when its pages are already mapped.
-            self.map.populate(offset, record_len(len) as usize);
+            // Once per blob and mapping: a blob may be new to this mapping (a writer's file
+            // grows into new mappings); afterwards its pages stay mapped.
+            self.map.populate_once(offset, record_len(len) as usize);
         }
         let payload = record_payload(
             &self.map,

@@ -29,6 +29,8 @@ pub(crate) struct Txn<'a> {
     metadata: Option<serde_json::Value>,
     dirty: bool,
     committed: bool,
+    /// Whether the caller has a thread to spare for [`Writer::write_ahead`] after the commit.
+    write_ahead: bool,
 }
 
 impl<'a> Txn<'a> {
@@ -48,7 +50,14 @@ impl<'a> Txn<'a> {
             metadata: None,
             dirty: false,
             committed: false,
+            write_ahead: false,
         })
+    }
+
+    /// Let the commit prepare the file for a next one like it on a helper thread
+    /// ([`Writer::write_ahead`]): for callers that work with more than one thread.
+    pub(crate) fn allow_write_ahead(&mut self, allow: bool) {
+        self.write_ahead = allow;
     }
 
     /// Whether the file has no commit yet (it is being created).
@@ -230,6 +239,10 @@ impl<'a> Txn<'a> {
             self.store
                 .publish_slot(self.writer.last(), self.writer.last_page());
         }
+        self.writer.early_writeback();
+        if self.write_ahead {
+            self.writer.write_ahead();
+        }
         self.store.maybe_auto_compact(&mut self.writer)
     }
 
@@ -332,6 +345,51 @@ mod tests {
             "the next record overwrites the abandoned one"
         );
         assert_eq!(snap.slot.generation, before.generation + 1);
+    }
+
+    /// Commit a 2 MiB blob as chunk `index`, allowing write-ahead; returns the file length
+    /// past the new commit's end.
+    fn commit_large(store: &Store, index: usize, seed: u8, write_ahead: bool) -> u64 {
+        let mut txn = store.begin().unwrap();
+        txn.put(ID, index, StoredChunk::Blob(&blob(2 << 20, seed)))
+            .unwrap();
+        txn.allow_write_ahead(write_ahead);
+        txn.commit().unwrap();
+        let len = std::fs::metadata(store.path().unwrap()).unwrap().len();
+        len - store.snapshot().slot.committed_end
+    }
+
+    #[test]
+    fn write_ahead_prepares_room_for_a_commit_like_the_last_and_is_overwritten_exactly() {
+        let (_dir, _, store) = fixture::create_temp();
+        // The first large commit has nothing to predict from; each later one finds the room
+        // the previous one prepared, and prepares as much again.
+        commit_large(&store, 0, 1, true);
+        for round in 0..12u8 {
+            let room = commit_large(&store, usize::from(round % 4), round, true);
+            assert!(room >= 2 << 20, "round {round}: only {room} bytes ahead");
+            for index in 0..=usize::from(round.min(3)) {
+                let seed = (0..=round)
+                    .rev()
+                    .find(|r| usize::from(r % 4) == index)
+                    .unwrap();
+                assert_eq!(
+                    stored(&store, index, BlobRead::Verify).unwrap(),
+                    Stored::Blob(blob(2 << 20, seed)),
+                    "round {round}, chunk {index}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn no_write_ahead_unless_allowed_or_when_every_commit_is_synced() {
+        let (_dir, _, store) = fixture::create_temp();
+        commit_large(&store, 0, 1, false);
+        assert!(commit_large(&store, 1, 2, false) < 2 << 20);
+        store.set_durability(Durability::Immediate).unwrap();
+        commit_large(&store, 2, 3, true);
+        assert!(commit_large(&store, 3, 4, true) < 2 << 20);
     }
 
     #[test]
