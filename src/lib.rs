@@ -151,5 +151,6 @@ pub use sample::{Dtype, Sample};
 pub use serde_json;
 pub use settings::{Codec, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL, Settings};
 pub use store::{
-    AutoCompact, ChecksumPolicy, Compaction, Durability, Stats, Verification, WrapBackend,
+    AnonymousBacking, AutoCompact, ChecksumPolicy, Compaction, Durability, Stats, Verification,
+    WrapBackend,
 };
