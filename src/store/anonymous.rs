@@ -307,8 +307,8 @@ mod tests {
 
     use super::*;
     use crate::format::Catalog;
-    use crate::store::BlobRead;
     use crate::store::fixture::{self, Stored, blob, put_blob, stored, stored_in};
+    use crate::store::{BlobRead, StoredChunk};
 
     /// What `/proc/self/fd` shows for the store's open file.
     fn fd_link(store: &Store) -> String {
@@ -375,6 +375,39 @@ mod tests {
             stored(&store, 1, BlobRead::Verify).unwrap(),
             Stored::Blob(blob(3000, 2))
         );
+    }
+
+    #[test]
+    fn a_move_inside_a_transaction_keeps_its_staged_records_and_maps_the_new_file() {
+        let store = anonymous_store(&fixture::catalog());
+        put_blob(&store, 0, &blob(300, 1));
+        let dir = tempfile::tempdir().unwrap();
+        let spill_above = store.writer_mut(|w| w.append_end()).unwrap() + 500;
+        store
+            .set_anonymous_backing(AnonymousBacking::Auto {
+                spill_above,
+                dir: Some(dir.path().to_path_buf()),
+            })
+            .unwrap();
+        let file_len = store.stats().unwrap().file_len;
+        // The first blob fits; the second takes the store past the threshold, so it moves
+        // with the first one staged. The file does not grow: the old mapping would cover
+        // the commit, but only the new file holds its records.
+        let mut txn = store.begin().unwrap();
+        txn.put(fixture::ID, 1, StoredChunk::Blob(&blob(300, 2)))
+            .unwrap();
+        assert!(store.in_memory());
+        txn.put(fixture::ID, 2, StoredChunk::Blob(&blob(300, 3)))
+            .unwrap();
+        assert!(!store.in_memory());
+        txn.commit().unwrap();
+        assert_eq!(store.stats().unwrap().file_len, file_len);
+        for (index, seed) in [(0, 1), (1, 2), (2, 3)] {
+            assert_eq!(
+                stored(&store, index, BlobRead::Verify).unwrap(),
+                Stored::Blob(blob(300, seed))
+            );
+        }
     }
 
     #[test]
