@@ -17,11 +17,23 @@
 //! only keeps the disk busy:
 //!
 //! ```text
-//! setsid sh -c 'while :; do dd if=/dev/zero of=/var/tmp/load bs=1M count=4000 conv=fdatasync status=none; done' &
+//! setsid sh -c 'while :; do dd if=/dev/zero of=/var/tmp/load bs=1M count=8000 conv=fdatasync status=none; done' &
 //! LOAD=$!
 //! cargo run --release --example anon_backing
 //! kill -- -$LOAD; rm -f /var/tmp/load
 //! ```
+//!
+//! Measured on a shared 2-core virtual machine (ext4 on a virtio disk, 24 GiB), two runs of
+//! 5 samples each, median (min–max) in seconds; a pass appends 199 MiB (1.29:1):
+//!
+//! | disk | memory | temporary file |
+//! |---|---|---|
+//! | quiet | 0.123 (0.119–0.152), 0.123 (0.122–0.153) | 0.225 (0.112–0.297), 0.136 (0.114–0.282) |
+//! | `oflag=direct` writer | 0.202 (0.156–0.243), 0.138 (0.122–0.209) | 0.182 (0.146–0.366), 0.118 (0.115–0.209) |
+//! | buffered writer | 0.265 (0.209–0.325), 0.175 (0.150–0.374) | 0.774 (0.444–1.260), 0.245 (0.143–1.160) |
+//!
+//! A busy disk alone changes little; dirty pages from another writer throttle the
+//! temporary file's writes (up to 3× slower, single passes above a second) but not memory.
 
 use std::error::Error as StdError;
 use std::path::PathBuf;

@@ -87,7 +87,7 @@ impl AnonymousBacking {
 
     /// The default threshold of [`Auto`](Self::Auto): an eighth of the memory, which is
     /// the physical RAM or, if lower, the memory limit of the process's control group (as
-    /// seen from inside a container); 1 GiB where neither can be read. In-memory bytes
+    /// seen from inside a container); 1 GiB where the RAM size cannot be read. In-memory bytes
     /// cannot be evicted like page cache (only swapped), so one store must not crowd out
     /// the decompressed buffers next to it, the page cache and a few other stores: an
     /// eighth of 16 GiB, 2 GiB, holds a 4-channel 8192 × 8192 `f32` render compressed 2:1
@@ -170,9 +170,10 @@ fn memfd() -> io::Result<File> {
     Ok(File::from(fd))
 }
 
+/// Never called: [`AnonymousBacking::wants_memory`] is false where memfds do not exist.
 #[cfg(not(target_os = "linux"))]
 fn memfd() -> io::Result<File> {
-    unreachable!("memory backing is only chosen where memfds exist")
+    Err(io::ErrorKind::Unsupported.into())
 }
 
 /// The error of making or filling a temporary file in `dir`.
@@ -408,24 +409,6 @@ mod tests {
                 Stored::Blob(blob(300, seed))
             );
         }
-    }
-
-    #[test]
-    fn a_named_file_has_no_anonymous_backing() {
-        let (_dir, _, store) = fixture::create_temp();
-        assert_eq!(store.anonymous_backing(), None);
-        assert!(!store.in_memory());
-        let err = store.set_anonymous_backing(AnonymousBacking::Memory);
-        assert!(
-            matches!(
-                err,
-                Err(Error::InvalidArgument {
-                    what: Argument::AnonymousBacking,
-                    ..
-                })
-            ),
-            "{err:?}"
-        );
     }
 
     #[test]
