@@ -114,8 +114,9 @@ macro_rules! file_methods {
         /// Give an anonymous file (shared by every handle of it) another
         /// [`AnonymousBacking`](crate::AnonymousBacking). If its bytes do not belong where
         /// they are under the new backing, they move now: `TempFile` moves them out of
-        /// memory at once, `Memory` (and `Auto` while they fit) into memory. Handles keep
-        /// working throughout; reads running in other threads finish on the old file.
+        /// memory at once, `Memory` (and `Auto` while they fit) into memory; a store already
+        /// in a temporary file stays in it. Handles keep working throughout; reads running
+        /// in other threads finish on the old file.
         ///
         /// # Errors
         /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for a named file;

@@ -24,9 +24,10 @@ use crate::io::{Backend, FileBackend, Mapping};
 /// [`AnyImage::new`](crate::AnyImage::new) — keeps its bytes.
 ///
 /// Every write to a store appends copy-on-write, so a file-backed anonymous store pays the
-/// kernel's write-back of dirty pages for data that nobody will read from disk; under load
-/// from other processes on the same disk that write-back makes a `set_chunk` loop several
-/// times slower. In memory there is no write-back at all, as in the original library,
+/// kernel's write-back of dirty pages for data that nobody will read from disk; while other
+/// processes fill the page cache with dirty pages of their own, the kernel throttles those
+/// writes and a `set_chunk` loop runs up to about three times slower (the `anon_backing`
+/// example measures it). In memory there is no write-back at all, as in the original library,
 /// which keeps its chunks in RAM. A temporary file bounds the memory instead: the page
 /// cache keeps what fits.
 ///
