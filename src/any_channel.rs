@@ -116,7 +116,7 @@ impl AnyChannel {
             .finish()
     }
 
-    /// Create a channel file (at `path`, or an unlinked temporary file) whose chunks all
+    /// Create a channel file (at `path`, or anonymous) whose chunks all
     /// read as `fill_bits`, then run `init` on it before the file becomes visible.
     pub(crate) fn create_with(
         path: Option<&Path>,

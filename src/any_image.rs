@@ -88,7 +88,7 @@ pub(crate) fn check_dtypes(catalog: &Catalog, expected: Dtype) -> Result {
 impl AnyImage {
     crate::file_methods::file_methods!();
 
-    /// A new empty image (at `path`, or an unlinked temporary file) whose size must be
+    /// A new empty image (at `path`, or anonymous) whose size must be
     /// addressable for elements of `elem_size` bytes.
     pub(crate) fn create_empty(
         path: Option<&Path>,
@@ -113,7 +113,7 @@ impl AnyImage {
         })
     }
 
-    /// A new, empty anonymous image (an unlinked temporary file).
+    /// A new, empty anonymous image (in memory; see [`AnonymousBacking`](crate::AnonymousBacking)).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a zero or overflowing size; I/O errors.

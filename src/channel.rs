@@ -18,9 +18,11 @@ use crate::store::{Access, no_wrap};
 /// compressed chunks of whole scanlines in a memory-mapped file.
 ///
 /// Constructors without a path ([`new`](Self::new), [`zeros`](Self::zeros),
-/// [`full`](Self::full), …) put the channel in an unlinked temporary file, so memory stays
-/// bounded whatever its size; [`save_as`](AnyChannel::save_as) keeps a copy. Every
-/// introspection and file method of [`AnyChannel`] is available through `Deref`.
+/// [`full`](Self::full), …) make an anonymous channel: in memory, moved to an unlinked
+/// temporary file once it grows past a threshold, so memory stays bounded whatever its size
+/// (see [`AnonymousBacking`](crate::AnonymousBacking));
+/// [`save_as`](AnyChannel::save_as) keeps a copy. Every introspection and file method of
+/// [`AnyChannel`] is available through `Deref`.
 #[derive(Clone)]
 pub struct Channel<T: Sample> {
     any: AnyChannel,

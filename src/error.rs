@@ -23,6 +23,16 @@ pub enum Error {
         /// What the operating system reported.
         source: io::Error,
     },
+    /// An anonymous channel or image could not make or fill its temporary file in `dir`
+    /// (see [`AnonymousBacking`](crate::AnonymousBacking)): `source.kind()` tells why
+    /// (`NotFound`, `PermissionDenied`, `StorageFull`, …). A store that was moving out of
+    /// memory stays there, unchanged and usable.
+    TempFile {
+        /// The directory of the temporary file.
+        dir: PathBuf,
+        /// What the operating system reported.
+        source: io::Error,
+    },
     /// The file is not a compressed-image container (its magic number is wrong).
     NotACompressedImage,
     /// The file was written by a format version this library cannot read.
@@ -151,6 +161,8 @@ pub enum Argument {
     CodecBuffer,
     /// A record too large for the file format's 32-bit lengths.
     RecordLength,
+    /// An [`AnonymousBacking`](crate::AnonymousBacking) for a handle that is not anonymous.
+    AnonymousBacking,
 }
 
 impl Argument {
@@ -178,6 +190,7 @@ impl Argument {
             Argument::ChannelFile => "file for a channel",
             Argument::CodecBuffer => "c-blosc2 buffer",
             Argument::RecordLength => "record length",
+            Argument::AnonymousBacking => "anonymous backing",
         }
     }
 }
@@ -215,6 +228,11 @@ impl fmt::Display for Error {
         match self {
             Error::Io(e) => write!(f, "I/O error: {e}"),
             Error::File { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::TempFile { dir, source } => write!(
+                f,
+                "temporary file in {} for an anonymous store: {source}",
+                dir.display()
+            ),
             Error::NotACompressedImage => f.write_str("not a compressed-image file (wrong magic number)"),
             Error::UnsupportedVersion { major, minor } => write!(
                 f,
@@ -267,7 +285,9 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Io(e) | Error::File { source: e, .. } => Some(e),
+            Error::Io(e) | Error::File { source: e, .. } | Error::TempFile { source: e, .. } => {
+                Some(e)
+            }
             _ => None,
         }
     }

@@ -99,9 +99,33 @@ macro_rules! file_methods {
             self.store.is_writable()
         }
 
-        /// The file's path; `None` for an anonymous (temporary) file.
+        /// The file's path; `None` for an anonymous file (see
+        /// [`AnonymousBacking`](crate::AnonymousBacking)).
         pub fn path(&self) -> Option<&std::path::Path> {
             self.store.path()
+        }
+
+        /// Where an anonymous file keeps its bytes (see
+        /// [`AnonymousBacking`](crate::AnonymousBacking)); `None` for a named file.
+        pub fn anonymous_backing(&self) -> Option<crate::AnonymousBacking> {
+            self.store.anonymous_backing()
+        }
+
+        /// Give an anonymous file (shared by every handle of it) another
+        /// [`AnonymousBacking`](crate::AnonymousBacking). If its bytes do not belong where
+        /// they are under the new backing, they move now: `TempFile` moves them out of
+        /// memory at once, `Memory` (and `Auto` while they fit) into memory; a store already
+        /// in a temporary file stays in it. Handles keep working throughout; reads running
+        /// in other threads finish on the old file.
+        ///
+        /// # Errors
+        /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for a named file;
+        /// [`Error::TempFile`](crate::Error::TempFile) when the temporary file cannot be
+        /// made or filled (nothing changed then);
+        /// [`Error::BatchInProgress`](crate::Error::BatchInProgress),
+        /// [`Error::Poisoned`](crate::Error::Poisoned); I/O errors.
+        pub fn set_anonymous_backing(&self, backing: crate::AnonymousBacking) -> crate::Result {
+            self.store.set_anonymous_backing(backing)
         }
     };
 }

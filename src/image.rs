@@ -90,7 +90,7 @@ impl<T: Sample> Image<T> {
         self.any
     }
 
-    /// A new, empty anonymous image (an unlinked temporary file).
+    /// A new, empty anonymous image (in memory; see [`AnonymousBacking`](crate::AnonymousBacking)).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a zero or overflowing size; I/O errors.

@@ -76,6 +76,20 @@
 //! complete commit. [`Durability::Immediate`] syncs every commit. One process writes a file
 //! at a time (a second writer gets [`Error::Locked`]); any number read.
 //!
+//! # Anonymous channels and images
+//!
+//! Handles made without a path ([`Channel::new`], [`Channel::zeros`], [`Image::new`], …)
+//! use the same format in a file nobody names. By default that file is in memory (a memfd
+//! on Linux), as the original library keeps its chunks in RAM: copy-on-write rewrites then
+//! cost no disk write-back, which under load from other processes on the same disk made a
+//! `set_chunk` loop several times slower in an unlinked temporary file. Once a store's
+//! bytes would pass a threshold (an eighth of the RAM by default) it moves to an unlinked
+//! temporary file, so memory stays bounded; readers in other threads are not disturbed.
+//! [`AnonymousBacking`] chooses this per process or per handle
+//! ([`AnyChannel::set_anonymous_backing`]); [`Stats::in_memory`] tells where a store is.
+//! Superseded chunks count until a [`compact`](AnyChannel::compact)ion, which puts a
+//! store back in memory if its live bytes fit.
+//!
 //! # Safety model
 //!
 //! Reads form slices over a shared read-only mapping, but only over bytes of a validated
@@ -151,5 +165,6 @@ pub use sample::{Dtype, Sample};
 pub use serde_json;
 pub use settings::{Codec, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL, Settings};
 pub use store::{
-    AutoCompact, ChecksumPolicy, Compaction, Durability, Stats, Verification, WrapBackend,
+    AnonymousBacking, AutoCompact, ChecksumPolicy, Compaction, Durability, Stats, Verification,
+    WrapBackend,
 };

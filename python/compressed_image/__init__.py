@@ -5,7 +5,8 @@ that adds crash-safe single-file persistence (``Channel.create``/``open``,
 ``Image.create``/``open``, ``save``, ``refresh``, ``sync``, ``compact``, ``verify``,
 ``stats``), images whose channels differ in dtype, context managers, pickling of
 file-backed handles, and real threads: the GIL is released around every (de)compression and
-I/O call.
+I/O call. Anonymous handles (made without a path) keep their bytes in memory, moving to a
+temporary file past a threshold (``set_anonymous_backing``).
 """
 
 from . import _conflict
@@ -24,6 +25,8 @@ from ._compressed_image import (  # noqa: E402
     LockedError,
     ReadOnlyError,
     __version__,
+    anonymous_backing,
+    set_anonymous_backing,
 )
 
 __all__ = [
@@ -36,4 +39,6 @@ __all__ = [
     "ChannelRemovedError",
     "FORMAT_VERSION",
     "__version__",
+    "set_anonymous_backing",
+    "anonymous_backing",
 ]

@@ -22,10 +22,20 @@ __all__ = [
     "ChannelRemovedError",
     "FORMAT_VERSION",
     "__version__",
+    "set_anonymous_backing",
+    "anonymous_backing",
 ]
 
 __version__: str
 FORMAT_VERSION: Tuple[int, int]
+
+def set_anonymous_backing(
+    backing: Literal["auto", "memory", "tempfile"] = "auto",
+    *,
+    spill_above: Optional[int] = None,
+    dir: Optional[_Path] = None,
+) -> None: ...
+def anonymous_backing() -> Dict[str, Any]: ...
 
 class CorruptedError(ValueError):
     """Not a compressed-image file, an unsupported format version, or bytes that fail a check."""

@@ -72,6 +72,7 @@ pub fn to_py_at(e: Error, path: Option<&Path>) -> PyErr {
     match e {
         Error::Io(io) => os_error(io, path),
         Error::File { path, source } => os_error(source, Some(&path)),
+        Error::TempFile { dir, source } => os_error(source, Some(&dir)),
         Error::NotACompressedImage
         | Error::UnsupportedVersion { .. }
         | Error::Corrupted { .. }

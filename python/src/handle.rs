@@ -228,6 +228,7 @@ pub fn stats_dict(py: Python<'_>, s: ci::Stats) -> PyResult<Bound<'_, PyDict>> {
             blob_chunks,
             fill_chunks,
             fill_bytes,
+            in_memory,
         }
     )
 }
@@ -290,7 +291,8 @@ macro_rules! file_handle_methods {
 
             /// Space accounting of the file (dict: `generation`, `file_len`,
             /// `committed_end`, `live_bytes`, `dead_bytes`, `blob_chunks`, `fill_chunks`,
-            /// `fill_bytes`).
+            /// `fill_bytes`, and `in_memory`: whether an anonymous handle's bytes are in
+            /// memory, see `set_anonymous_backing`).
             fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
                 let s = $crate::handle::run(self, py, |r| $crate::handle::CrateHandle::stats(r))?;
                 $crate::handle::stats_dict(py, s)

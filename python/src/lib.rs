@@ -9,6 +9,8 @@
 // The modules form a line, each using only those before it: errors → convert (numpy
 // arrays and dtypes) → json (metadata) → codec → settings (keyword arguments) → handle
 // (what Channel and Image share) → typed (generic chunk operations) → channel → image.
+// backing (where anonymous stores keep their bytes) stands apart.
+mod backing;
 mod channel;
 mod codec;
 mod convert;
@@ -27,6 +29,8 @@ fn _compressed_image(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<codec::PyCodec>()?;
     m.add_class::<channel::PyChannel>()?;
     m.add_class::<image::PyImage>()?;
+    m.add_function(wrap_pyfunction!(backing::set_anonymous_backing, m)?)?;
+    m.add_function(wrap_pyfunction!(backing::anonymous_backing, m)?)?;
     m.add("CorruptedError", py.get_type::<errors::CorruptedError>())?;
     m.add("LockedError", py.get_type::<errors::LockedError>())?;
     m.add("ReadOnlyError", py.get_type::<errors::ReadOnlyError>())?;

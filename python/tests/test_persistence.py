@@ -215,7 +215,8 @@ def test_stats_compact_verify(tmp_path):
         for i in range(c.num_chunks()):
             c.set_chunk(i, c.get_chunk(i)[::-1].copy())
     s = c.stats()
-    assert set(s) == {"generation", "file_len", "committed_end", "live_bytes", "dead_bytes", "blob_chunks", "fill_chunks", "fill_bytes"}
+    assert set(s) == {"generation", "file_len", "committed_end", "live_bytes", "dead_bytes", "blob_chunks", "fill_chunks", "fill_bytes", "in_memory"}
+    assert s["in_memory"] is False
     assert s["dead_bytes"] > 0 and s["blob_chunks"] == 8 and s["fill_chunks"] == 0
     v = c.verify()
     assert v["ok"] is True and v["problems"] == [] and v["records"] > 0

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use super::create::{Fresh, temp_beside};
 use super::writer::{Growth, OnDrop, Writer};
-use super::{BlobRead, Snapshot, Store, lock, sync_parent_dir, unpoisoned, write};
+use super::{Anonymous, BlobRead, Snapshot, Store, lock, sync_parent_dir, unpoisoned, write};
 use crate::error::{Error, Result};
-use crate::format::TableEntry;
+use crate::format::{REGION_START, TableEntry};
 use crate::io::{file_error, open_container, same_file};
 
 /// When to compact automatically after a commit: when dead bytes are at least
@@ -118,14 +118,20 @@ impl Store {
         let snap = self.snapshot();
         let file_len_before = self.file().metadata()?.len();
         let catalog = Store::copy_catalog(&snap, None)?;
-        let (file, temp) = match &self.path {
+        let (file, temp, anonymous) = match &self.path {
             Some(path) => {
                 let (file, temp) = temp_beside(path, "compact")?;
                 // The copy takes the place of the file: keep its permissions.
                 file.set_permissions(self.file().metadata()?.permissions())?;
-                (file, Some(temp))
+                (file, Some(temp), None)
             }
-            None => (tempfile::tempfile()?, None),
+            None => {
+                // The copy is placed for its own size (back in memory if it now fits); it
+                // moves out during the copy if that size was underestimated.
+                let used = REGION_START + snap.live_bytes();
+                let (file, anonymous) = Anonymous::create(self.backing_of_copy(), used)?;
+                (file, None, Some(anonymous))
+            }
         };
         let fresh = Fresh {
             file,
@@ -136,6 +142,7 @@ impl Store {
             growth: Growth::Exact,
             on_drop: OnDrop::Nothing,
             wrap: self.wrap.clone(),
+            anonymous,
         };
         let target = Store::fresh(fresh, &catalog)?;
         Store::copy_live(&snap, None, &target)?;
@@ -148,6 +155,7 @@ impl Store {
             file,
             current,
             writer: new_writer,
+            anonymous: new_anonymous,
             ..
         } = target;
         let mut new_writer =
@@ -156,6 +164,9 @@ impl Store {
         *writer = new_writer;
         *write(&self.file) = unpoisoned(file.into_inner());
         *write(&self.current) = unpoisoned(current.into_inner());
+        if let (Some(anonymous), Some(new)) = (&self.anonymous, new_anonymous) {
+            *lock(anonymous) = unpoisoned(new.into_inner());
+        }
         let file_len_after = self.file().metadata()?.len();
         Ok(Compaction {
             file_len_before,

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use super::table::Table;
 use super::writer::{Growth, OnDrop, Writer};
-use super::{Snapshot, Store, WrapBackend, no_wrap, sync_parent_dir};
+use super::{Anonymous, AnonymousBacking, Snapshot, Store, WrapBackend, no_wrap, sync_parent_dir};
 use crate::error::Result;
 use crate::format::{Catalog, REGION_START, Slot};
 use crate::io::{Backend, FileBackend, Mapping, WriterLock, file_error};
@@ -24,6 +24,8 @@ pub(super) struct Fresh {
     pub growth: Growth,
     pub on_drop: OnDrop,
     pub wrap: Arc<WrapBackend>,
+    /// For an anonymous store (no path), where `file` is and its backing.
+    pub anonymous: Option<Anonymous>,
 }
 
 /// A new random file id.
@@ -134,25 +136,30 @@ impl Store {
             writer: Some(Mutex::new(writer)),
             auto_compact: Mutex::new(None),
             wrap: fresh.wrap,
+            anonymous: fresh.anonymous.map(Mutex::new),
         })
     }
 
     /// Create a new file holding `catalog`. With a path, the file is built under a
     /// temporary name in the same directory and renamed into place by
     /// [`Store::finish_create`], so readers never see a half-made file; without a path it
-    /// is an unlinked temporary file.
+    /// is anonymous, placed by the process's default [`AnonymousBacking`].
     pub(crate) fn create(
         path: Option<&Path>,
         catalog: &Catalog,
     ) -> Result<(Store, Option<tempfile::TempPath>)> {
-        let (file, lock, temp) = match path {
+        let (file, lock, temp, anonymous) = match path {
             Some(path) => {
                 let lock = WriterLock::acquire(path)?;
                 remove_stale_temps(path);
                 let (file, temp) = temp_beside(path, "new")?;
-                (file, Some(lock), Some(temp))
+                (file, Some(lock), Some(temp), None)
             }
-            None => (tempfile::tempfile()?, None, None),
+            None => {
+                let backing = AnonymousBacking::process_default();
+                let (file, anonymous) = Anonymous::create(backing, REGION_START)?;
+                (file, None, None, Some(anonymous))
+            }
         };
         let fresh = Fresh {
             file,
@@ -167,6 +174,7 @@ impl Store {
                 OnDrop::Nothing
             },
             wrap: no_wrap(),
+            anonymous,
         };
         Ok((Store::fresh(fresh, catalog)?, temp))
     }

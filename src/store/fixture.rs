@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{BlobRead, Store, StoredChunk};
+use super::{BlobRead, Snapshot, Store, StoredChunk};
 use crate::format::{Catalog, ChannelDesc};
 use crate::geometry::Geometry;
 use crate::sample::Dtype;
@@ -68,7 +68,16 @@ pub(super) fn put_blob(store: &Store, index: usize, blob: &[u8]) {
 
 /// Chunk `index` of the fixture channel as the store holds it now, owned.
 pub(super) fn stored(store: &Store, index: usize, read: BlobRead) -> crate::Result<Stored> {
-    Ok(match store.snapshot().stored_chunk(0, index, read)? {
+    stored_in(&store.snapshot(), index, read)
+}
+
+/// Chunk `index` of the fixture channel in `snapshot`, owned.
+pub(super) fn stored_in(
+    snapshot: &Snapshot,
+    index: usize,
+    read: BlobRead,
+) -> crate::Result<Stored> {
+    Ok(match snapshot.stored_chunk(0, index, read)? {
         StoredChunk::Fill(bits) => Stored::Fill(bits),
         StoredChunk::Blob(bytes) => Stored::Blob(bytes.to_vec()),
     })

@@ -4,6 +4,7 @@
 //! The store deals in records, tables, fill entries and checksummed bytes; it never
 //! compresses or decompresses (that is the chunk codec's job, `crate::chunk_codec`).
 
+mod anonymous;
 mod checks;
 mod copy;
 mod create;
@@ -20,6 +21,8 @@ use std::sync::{
     Arc, LockResult, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
 
+use anonymous::Anonymous;
+pub use anonymous::AnonymousBacking;
 pub use checks::ChecksumPolicy;
 pub use copy::{AutoCompact, Compaction};
 pub(crate) use snapshot::{BlobRead, Snapshot, StoredChunk};
@@ -56,6 +59,9 @@ pub struct Stats {
     pub fill_chunks: usize,
     /// Uncompressed bytes the fill entries stand for.
     pub fill_bytes: u64,
+    /// Whether the bytes are in memory: an anonymous store kept there by its
+    /// [`AnonymousBacking`]. False for named files and temporary files.
+    pub in_memory: bool,
 }
 
 /// Wraps the production backend, e.g. to inject faults in tests.
@@ -82,6 +88,9 @@ pub(crate) struct Store {
     auto_compact: Mutex<Option<AutoCompact>>,
     /// Applied to the backend of every file this store writes (also compaction copies).
     wrap: Arc<WrapBackend>,
+    /// Where an anonymous store (no path) keeps its bytes; `None` for a named file. Changed
+    /// only with the writer locked, which is taken first.
+    anonymous: Option<Mutex<Anonymous>>,
 }
 
 /// The guard or value of a lock operation, also when a thread panicked while holding the
@@ -160,6 +169,7 @@ impl Store {
             writer,
             auto_compact: Mutex::new(None),
             wrap,
+            anonymous: None,
         };
         store.publish_writer_slot();
         Ok(store)
@@ -346,6 +356,7 @@ impl Store {
             blob_chunks,
             fill_chunks,
             fill_bytes,
+            in_memory: self.in_memory(),
         })
     }
 }

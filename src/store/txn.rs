@@ -143,7 +143,7 @@ impl<'a> Txn<'a> {
             generation: self.generation(),
             ..blob_header(desc, index, len, crc)
         };
-        let offset = self.writer.append(&header, chunk)?;
+        let offset = self.append(&header, chunk)?;
         // This handle wrote these bytes and computed their CRC: no read needs to check them.
         self.base.checks.mark_verified(offset, len, crc);
         Ok(TableEntry::Blob {
@@ -219,9 +219,12 @@ impl<'a> Txn<'a> {
             Some(v) => Arc::new(v),
             None => self.base.metadata.clone(),
         };
+        // The current snapshot's mapping, not the base's: an anonymous store may have moved
+        // to another file during the transaction.
+        let current_map = self.store.snapshot().map.clone();
         let map =
             self.store
-                .map_covering(&self.base.map, slot.committed_end, self.writer.file_len())?;
+                .map_covering(&current_map, slot.committed_end, self.writer.file_len())?;
         self.writer.publish(slot)?;
         let snapshot = Snapshot {
             slot: self.writer.last(),
@@ -263,8 +266,16 @@ impl<'a> Txn<'a> {
             payload_len: len,
             payload_crc: crc,
         };
-        let offset = self.writer.append(&header, payload)?;
+        let offset = self.append(&header, payload)?;
         Ok(RecordRef { offset, len, crc })
+    }
+
+    /// Append one record; an anonymous store in memory first moves to a temporary file if
+    /// the record would take it past its threshold.
+    fn append(&mut self, header: &RecordHeader, payload: &[u8]) -> Result<u64> {
+        let end = self.writer.append_end() + record_len(header.payload_len);
+        self.store.make_room(&mut self.writer, end)?;
+        self.writer.append(header, payload)
     }
 }
 

@@ -364,6 +364,19 @@ impl Writer {
     pub(crate) fn discard_uncommitted(&mut self) {
         self.append_end = align_up(self.last.committed_end);
     }
+
+    /// Where the next record goes: every record of the file and of the open transaction
+    /// lies below it.
+    pub(crate) fn append_end(&self) -> u64 {
+        self.append_end
+    }
+
+    /// Continue on `backend`, a file holding the same bytes as the current one below
+    /// [`append_end`](Self::append_end) and as long (an anonymous store moved into or out
+    /// of memory).
+    pub(crate) fn switch_backend(&mut self, backend: Box<dyn Backend>) {
+        self.backend = backend;
+    }
 }
 
 impl Drop for Writer {
