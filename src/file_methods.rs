@@ -55,7 +55,9 @@ macro_rules! file_methods {
         }
 
         /// Compact automatically after a commit once the given threshold of dead space is
-        /// reached (`None`, the default, turns it off).
+        /// reached (`None` turns it off). Named files start with it off; anonymous
+        /// handles with [`AutoCompact::ANONYMOUS`](crate::AutoCompact::ANONYMOUS), which
+        /// keeps a loop of edits from growing them without bound.
         ///
         /// # Errors
         /// [`Error::ReadOnly`](crate::Error::ReadOnly).

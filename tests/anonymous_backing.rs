@@ -335,3 +335,54 @@ fn a_new_store_in_a_missing_directory_is_a_typed_error() {
     AnonymousBacking::set_process_default(AnonymousBacking::auto());
     assert_temp_file_error(result.map(drop), &missing);
 }
+
+#[test]
+fn a_long_edit_loop_keeps_an_anonymous_store_within_a_few_times_its_live_bytes() {
+    let _default = process_default_lock();
+    // 16 MiB of noise in 4 MiB chunks, rewritten 40 times: 640 MiB appended in all.
+    let (width, height) = (1024, 4096);
+    let values = |pass: u32| -> Vec<u32> {
+        let mut x = pass.wrapping_mul(0x9e37_79b9) | 1;
+        (0..width * height)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x
+            })
+            .collect()
+    };
+    let c = Channel::<u32>::new(&values(0), width, height, Settings::default()).unwrap();
+    let chunk_len = c.chunk_size_at(0).unwrap() / 4;
+    let mut largest = 0;
+    for pass in 1..=40u32 {
+        let data = values(pass);
+        for (i, chunk) in data.chunks(chunk_len).enumerate() {
+            c.set_chunk(i, chunk).unwrap();
+        }
+        let stats = c.stats().unwrap();
+        largest = largest.max(stats.committed_end);
+        assert!(
+            stats.in_memory || !MEMORY,
+            "pass {pass}: moved out of memory"
+        );
+        if pass % 10 == 0 {
+            assert_eq!(c.get_decompressed().unwrap(), data, "pass {pass}");
+        }
+    }
+    let live = c.stats().unwrap().live_bytes;
+    // Dead bytes reach at most 2/3 of the store (or 64 MiB) before a compaction.
+    assert!(
+        largest <= 3 * live + (64 << 20) + (8 << 20),
+        "the store reached {largest} bytes for {live} live bytes"
+    );
+    // Turned off, the same loop grows the store by every chunk written.
+    c.set_auto_compact(None).unwrap();
+    let before = c.stats().unwrap().committed_end;
+    for pass in 41..=60u32 {
+        for (i, chunk) in values(pass).chunks(chunk_len).enumerate() {
+            c.set_chunk(i, chunk).unwrap();
+        }
+    }
+    assert!(c.stats().unwrap().committed_end >= before + 20 * (16 << 20));
+}

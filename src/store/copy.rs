@@ -35,6 +35,20 @@ impl Default for AutoCompact {
     }
 }
 
+impl AutoCompact {
+    /// What an anonymous store starts with: compact once two thirds of it are dead (and at
+    /// least 64 MiB). Every rewrite appends, so without it a loop of edits would grow an
+    /// in-memory store without bound, where the original library frees a replaced chunk at
+    /// once; with it the store stays within about three times its live bytes, one full
+    /// rewrite of every chunk never triggers it, and the copying costs at most one more
+    /// copy of each byte written (a compaction copies the live bytes only after at least
+    /// twice as many were written).
+    pub const ANONYMOUS: AutoCompact = AutoCompact {
+        min_dead_ratio: 2.0 / 3.0,
+        min_dead_bytes: 64 << 20,
+    };
+}
+
 /// Sizes before and after a compaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

@@ -8,7 +8,10 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use super::table::Table;
 use super::writer::{Growth, OnDrop, Writer};
-use super::{Anonymous, AnonymousBacking, Snapshot, Store, WrapBackend, no_wrap, sync_parent_dir};
+use super::{
+    Anonymous, AnonymousBacking, AutoCompact, Snapshot, Store, WrapBackend, no_wrap,
+    sync_parent_dir,
+};
 use crate::error::Result;
 use crate::format::{Catalog, REGION_START, Slot};
 use crate::io::{Backend, FileBackend, Mapping, WriterLock, file_error};
@@ -176,7 +179,11 @@ impl Store {
             wrap: no_wrap(),
             anonymous,
         };
-        Ok((Store::fresh(fresh, catalog)?, temp))
+        let store = Store::fresh(fresh, catalog)?;
+        if path.is_none() {
+            *super::lock(&store.auto_compact) = Some(AutoCompact::ANONYMOUS);
+        }
+        Ok((store, temp))
     }
 
     /// Write the first commit if nothing was committed yet; for a named file, make it

@@ -375,7 +375,9 @@ impl Writer {
     /// [`append_end`](Self::append_end) and as long (an anonymous store moved into or out
     /// of memory).
     pub(crate) fn switch_backend(&mut self, backend: Box<dyn Backend>) {
-        self.backend = backend;
+        // The helper's zeros went to the old file, past every byte the move copied.
+        self.finish_write_ahead();
+        self.backend = Arc::from(backend);
     }
 }
 
@@ -497,6 +499,9 @@ mod tests {
         assert!(calls.lock().unwrap().is_empty());
         // An anonymous file is never synced: its records need never reach the disk.
         let (anonymous, _) = Store::create(None, &fixture::catalog()).unwrap();
-        assert_eq!(anonymous.writer_mut(|w| w.on_drop).unwrap(), OnDrop::Nothing);
+        assert_eq!(
+            anonymous.writer_mut(|w| w.on_drop).unwrap(),
+            OnDrop::Nothing
+        );
     }
 }
