@@ -116,6 +116,7 @@ mod any_image;
 mod blosc;
 mod channel;
 mod chunk_codec;
+mod chunk_storage;
 mod chunks;
 mod error;
 mod file_methods;
@@ -126,6 +127,7 @@ mod info;
 mod io;
 #[cfg(feature = "ndarray")]
 mod ndarray_views;
+mod progress;
 mod region;
 mod sample;
 mod settings;
@@ -135,6 +137,7 @@ mod threads;
 pub use any_channel::AnyChannel;
 pub use any_image::AnyImage;
 pub use channel::Channel;
+pub use chunk_storage::ChunkStorage;
 pub use chunks::{AnyImageBatch, Batch, ChunkMut, ChunkRef, ImageBatch};
 pub use error::{Argument, Error, Result};
 pub use format::{FORMAT_MAJOR, FORMAT_MINOR};
@@ -145,6 +148,7 @@ pub use info::{ChannelInfo, FileInfo, inspect};
 pub use io::Backend;
 #[cfg(feature = "ndarray")]
 pub use ndarray;
+pub use progress::{NoProgress, Progress};
 pub use region::Region;
 pub use sample::{Dtype, Sample};
 /// The `serde_json` this crate's metadata uses, so callers need no matching version.

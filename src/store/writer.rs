@@ -484,6 +484,9 @@ mod tests {
         assert!(calls.lock().unwrap().is_empty());
         // An anonymous file is never synced: its records need never reach the disk.
         let (anonymous, _) = Store::create(None, &fixture::catalog()).unwrap();
-        assert_eq!(anonymous.writer_mut(|w| w.on_drop).unwrap(), OnDrop::Nothing);
+        assert_eq!(
+            anonymous.writer_mut(|w| w.on_drop).unwrap(),
+            OnDrop::Nothing
+        );
     }
 }
