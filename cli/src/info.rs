@@ -24,7 +24,7 @@ pub fn run(ctx: &Context, args: InfoArgs) -> Outcome {
             Ok(info) => emit(&info.to_text())?,
             Err(failure) => {
                 status = status.max(failure.report());
-                entries.push(json!({"path": path, "error": failure.message}));
+                entries.push(json!({"path": path.display().to_string(), "error": failure.message}));
             }
         }
     }

@@ -37,7 +37,7 @@ pub fn run(_ctx: &Context, args: LsArgs) -> Outcome {
     }
     if args.json {
         emit_json(&json!({
-            "path": path,
+            "path": path.display().to_string(),
             "channels": listings.iter().map(Listing::to_json).collect::<Vec<_>>(),
         }))?;
     } else {

@@ -34,7 +34,7 @@ pub fn run(ctx: &Context, args: VerifyArgs) -> Outcome {
             Err(failure) if failure.status == Status::Interrupted => return Err(failure),
             Err(failure) => {
                 status = status.max(failure.report());
-                entries.push(json!({"path": path, "ok": false, "error": failure.message}));
+                entries.push(json!({"path": path.display().to_string(), "ok": false, "error": failure.message}));
             }
         }
     }

@@ -156,6 +156,24 @@ fn info_reports_an_unreadable_file_in_its_entry_and_exits_2() {
     assert_one_error_line(&stderr_of(&output), &text);
 }
 
+#[test]
+fn json_output_names_a_path_that_is_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let fx = Fixture::new();
+    let odd = fx
+        .dir
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"scan\xff.cimg"));
+    std::fs::copy(&fx.path, &odd).unwrap();
+    for command in ["info", "verify", "ls"] {
+        let output = run(&[command, "--json"], &odd);
+        assert!(output.status.success(), "{command}: {}", stderr_of(&output));
+        let value = json_of(&output);
+        let entry = if command == "ls" { &value } else { &value[0] };
+        assert_eq!(entry["path"], odd.display().to_string(), "{command}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // verify
 // ---------------------------------------------------------------------------------------
