@@ -62,13 +62,20 @@ impl Failure {
     }
 
     /// A library error met while opening `path`: the file is unreadable, unless another
-    /// writer holds it (then the operation failed) or the error is an interruption.
+    /// writer holds it or its lock file cannot be made (then the operation failed) or the
+    /// error is an interruption.
     pub fn opening(path: &Path, error: Error) -> Failure {
         match error {
             Error::Locked { .. } => Failure::failed(
                 path,
                 "another program has the file open for writing; try again once it is done",
             ),
+            // About another file (the writer lock's `<path>.lock`): the file itself may be
+            // fine, the operation failed.
+            Error::File {
+                path: other,
+                source,
+            } if other != path => Failure::failed(path, format!("{}: {source}", other.display())),
             Error::File { source, .. } => Failure::unreadable(path, source.to_string()),
             Error::Cancelled => Failure::interrupted(path),
             error => Failure::unreadable(path, error.to_string()),
