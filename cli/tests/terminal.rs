@@ -28,13 +28,7 @@ fn large_file(dir: &Path) -> PathBuf {
         .unwrap();
     for i in (0..128).step_by(2) {
         channel
-            .set_chunk_bytes(
-                i,
-                &noise_f32(i as u64 + 2, width * rows)
-                    .iter()
-                    .flat_map(|x| x.to_le_bytes())
-                    .collect::<Vec<u8>>(),
-            )
+            .set_chunk(i, &noise_f32(i as u64 + 2, width * rows))
             .unwrap();
     }
     path
