@@ -12,6 +12,7 @@ use crate::error::{Argument, Error, Result};
 use crate::format::{Catalog, ChannelDesc, TableEntry};
 use crate::geometry::Geometry;
 use crate::io::Backend;
+use crate::progress::{NoProgress, Progress, Tracker};
 use crate::sample::Dtype;
 use crate::settings::{Codec, Settings};
 use crate::store::{Access, Snapshot, Store, Txn, WrapBackend, no_wrap};
@@ -439,8 +440,25 @@ impl AnyChannel {
     /// # Errors
     /// As [`get_chunk_bytes`](Self::get_chunk_bytes).
     pub fn decompress_into_bytes(&self, out: &mut [u8]) -> Result {
+        self.decompress_into_bytes_with_progress(out, &NoProgress)
+    }
+
+    /// [`decompress_into_bytes`](Self::decompress_into_bytes), reporting to `progress` the
+    /// uncompressed bytes written to `out`, chunk by chunk (from several threads at once).
+    /// Cancelled, `out` holds some of the chunks.
+    ///
+    /// # Errors
+    /// As [`decompress_into_bytes`](Self::decompress_into_bytes); [`Error::Cancelled`]
+    /// when `progress` cancels.
+    pub fn decompress_into_bytes_with_progress(
+        &self,
+        out: &mut [u8],
+        progress: &dyn Progress,
+    ) -> Result {
         let (snap, pos) = self.view()?;
-        decompress_channel(&snap, pos, out, self.threads())
+        check_len(out.len(), self.uncompressed_size() * self.dtype().size())?;
+        let tracker = Tracker::start(progress, "decompress", out.len() as u64);
+        decompress_channel(&snap, pos, out, self.threads(), &tracker)
     }
 
     /// Read scanlines `first_row ..` into `out` (a whole number of rows, in bytes),
@@ -473,7 +491,8 @@ impl AnyChannel {
         let g = self.desc.geometry;
         check_len(data.len(), g.num_elems() * g.elem_size())?;
         let mut txn = self.store.begin()?;
-        write_chunks(&mut txn, &self.desc, data, self.threads())?;
+        let tracker = Tracker::start(&NoProgress, "compress", data.len() as u64);
+        write_chunks(&mut txn, &self.desc, data, self.threads(), &tracker)?;
         txn.commit()
     }
 
@@ -484,7 +503,17 @@ impl AnyChannel {
     /// [`Error::Locked`] if another handle writes `path`; [`Error::ChannelRemoved`]; I/O
     /// errors.
     pub fn save_as(&self, path: impl AsRef<Path>) -> Result {
-        self.store.save_as(path.as_ref(), Some(self.desc.id))
+        self.save_as_with_progress(path, &NoProgress)
+    }
+
+    /// [`save_as`](Self::save_as), reporting to `progress` the bytes of compressed chunks
+    /// copied. Cancelled, it leaves no new file and any file at `path` as it was.
+    ///
+    /// # Errors
+    /// As [`save_as`](Self::save_as); [`Error::Cancelled`] when `progress` cancels.
+    pub fn save_as_with_progress(&self, path: impl AsRef<Path>, progress: &dyn Progress) -> Result {
+        self.store
+            .save_as(path.as_ref(), Some(self.desc.id), progress)
     }
 }
 
@@ -517,12 +546,13 @@ pub(crate) fn check_data_len(
 /// Decompress the whole channel at `pos` of `snap` into `out` (exactly its bytes): with
 /// several threads and chunks, up to [`chunk_parallelism(threads)`](chunk_parallelism)
 /// runs of consecutive chunks at once, one thread each; otherwise chunk by chunk with
-/// `threads` c-blosc2 threads inside each.
+/// `threads` c-blosc2 threads inside each. `tracker` advances by each chunk's bytes.
 pub(crate) fn decompress_channel(
     snap: &Snapshot,
     pos: usize,
     out: &mut [u8],
     threads: usize,
+    tracker: &Tracker,
 ) -> Result {
     let g = snap.catalog.channels[pos].geometry;
     check_len(out.len(), g.num_elems() * g.elem_size())?;
@@ -536,13 +566,17 @@ pub(crate) fn decompress_channel(
                 run.chunks_mut(g.chunk_bytes())
                     .enumerate()
                     .try_for_each(|(i, part)| {
-                        read_chunk(snap, pos, task * chunks_per_task + i, part, 1)
+                        read_chunk(snap, pos, task * chunks_per_task + i, part, 1)?;
+                        tracker.advance_len(part.len())
                     })
             })
     } else {
         out.chunks_mut(g.chunk_bytes())
             .enumerate()
-            .try_for_each(|(index, part)| read_chunk(snap, pos, index, part, threads))
+            .try_for_each(|(index, part)| {
+                read_chunk(snap, pos, index, part, threads)?;
+                tracker.advance_len(part.len())
+            })
     }
 }
 
@@ -591,11 +625,13 @@ fn split_at_chunks<'b>(mut out: &'b mut [u8], first_row: usize, g: &Geometry) ->
 /// threads and stage them in `txn`, in order. Compression runs on the rayon pool, group
 /// by group, while this thread writes the previous group, so the file writes overlap the
 /// compression; at most three groups of that many compressed chunks are in memory at once.
+/// `tracker` advances by each chunk's uncompressed bytes as it is staged.
 pub(crate) fn write_chunks(
     txn: &mut Txn<'_>,
     desc: &ChannelDesc,
     data: &[u8],
     threads: usize,
+    tracker: &Tracker,
 ) -> Result {
     let g = desc.geometry;
     let n = g.num_chunks();
@@ -604,6 +640,7 @@ pub(crate) fn write_chunks(
     if group_len <= 1 || n == 1 {
         for i in 0..n {
             txn.put(desc.id, i, &prepare_chunk(desc, i, part(i), threads)?)?;
+            tracker.advance_len(part(i).len())?;
         }
         return Ok(());
     }
@@ -626,6 +663,7 @@ pub(crate) fn write_chunks(
         for group in receive {
             for (i, prepared) in group {
                 txn.put(desc.id, i, &prepared?)?;
+                tracker.advance_len(part(i).len())?;
             }
         }
         Ok(())

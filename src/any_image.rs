@@ -12,6 +12,7 @@ use crate::error::{Argument, Error, Result};
 use crate::format::{Catalog, ChannelDesc};
 use crate::geometry::check_size;
 use crate::io::Backend;
+use crate::progress::{NoProgress, Progress, Tracker};
 use crate::region::Region;
 use crate::sample::{Dtype, Sample, fill_bits};
 use crate::settings::Settings;
@@ -307,14 +308,15 @@ impl AnyImage {
     }
 
     /// Add a channel of `dtype` as the new last one: lazy with every element's bits
-    /// `fill_bits`, or compressed from `data` (checked to be the whole channel).
+    /// `fill_bits`, or compressed from `data` (checked to be the whole channel), reporting
+    /// to its observer.
     fn add(
         &self,
         dtype: Dtype,
         name: Option<&str>,
         fill_bits: u64,
         settings: &Settings,
-        data: Option<&[u8]>,
+        data: Option<(&[u8], &dyn Progress)>,
     ) -> Result<AnyChannel> {
         let mut txn = self.store.begin()?;
         let (width, height, id) = {
@@ -322,7 +324,7 @@ impl AnyImage {
             (c.width, c.height, c.next_channel_id)
         };
         let mut desc = new_desc(id, dtype, width, height, fill_bits, settings)?;
-        if let Some(data) = data {
+        if let Some((data, _)) = data {
             check_data_len(data.len(), width, height, dtype.size(), "bytes")?;
         }
         desc.name = name.unwrap_or_default().to_string();
@@ -332,8 +334,9 @@ impl AnyImage {
             .ok_or_else(|| Error::invalid(Argument::ChannelCount, id, "fewer"))?;
         catalog.names_present |= name.is_some();
         catalog.channels.push(desc.clone());
-        if let Some(data) = data {
-            write_chunks(&mut txn, &desc, data, self.threads())?;
+        if let Some((data, progress)) = data {
+            let tracker = Tracker::start(progress, "compress", data.len() as u64);
+            write_chunks(&mut txn, &desc, data, self.threads(), &tracker)?;
         }
         txn.commit()?;
         Ok(self.handle(&desc))
@@ -352,7 +355,24 @@ impl AnyImage {
         name: Option<&str>,
         settings: Settings,
     ) -> Result<AnyChannel> {
-        self.add(dtype, name, 0, &settings, Some(data))
+        self.add_channel_bytes_with_progress(dtype, data, name, settings, &NoProgress)
+    }
+
+    /// [`add_channel_bytes`](Self::add_channel_bytes), reporting to `progress` the bytes of
+    /// `data` compressed and written. Cancelled, the image is left without the channel.
+    ///
+    /// # Errors
+    /// As [`add_channel_bytes`](Self::add_channel_bytes); [`Error::Cancelled`] when
+    /// `progress` cancels.
+    pub fn add_channel_bytes_with_progress(
+        &self,
+        dtype: Dtype,
+        data: &[u8],
+        name: Option<&str>,
+        settings: Settings,
+        progress: &dyn Progress,
+    ) -> Result<AnyChannel> {
+        self.add(dtype, name, 0, &settings, Some((data, progress)))
     }
 
     /// Add a lazy channel of `dtype` whose every element has the raw bits `fill_bits`
@@ -440,7 +460,21 @@ impl AnyImage {
     /// # Errors
     /// As [`AnyChannel::get_chunk_bytes`].
     pub fn get_decompressed_bytes(&self) -> Result<Vec<Vec<u8>>> {
-        self.decompress_all(None)
+        self.get_decompressed_bytes_with_progress(&NoProgress)
+    }
+
+    /// [`get_decompressed_bytes`](Self::get_decompressed_bytes), reporting to `progress`
+    /// the uncompressed bytes of every channel as they are decoded (from several threads
+    /// at once).
+    ///
+    /// # Errors
+    /// As [`get_decompressed_bytes`](Self::get_decompressed_bytes); [`Error::Cancelled`]
+    /// when `progress` cancels.
+    pub fn get_decompressed_bytes_with_progress(
+        &self,
+        progress: &dyn Progress,
+    ) -> Result<Vec<Vec<u8>>> {
+        self.decompress_all(None, progress)
     }
 
     /// Every channel decompressed from one commit into vectors of `E`, after checking that
@@ -448,11 +482,16 @@ impl AnyImage {
     pub(crate) fn decompress_all<E: bytemuck::Pod>(
         &self,
         dtype: Option<Dtype>,
+        progress: &dyn Progress,
     ) -> Result<Vec<Vec<E>>> {
         let snap = self.store.snapshot();
         if let Some(expected) = dtype {
             check_dtypes(&snap.catalog, expected)?;
         }
+        let total = (snap.catalog.channels.iter())
+            .map(|c| (c.geometry.num_elems() * c.geometry.elem_size()) as u64)
+            .sum();
+        let tracker = Tracker::start(progress, "decompress", total);
         (0..snap.catalog.channels.len())
             .map(|pos| {
                 let g = snap.catalog.channels[pos].geometry;
@@ -463,6 +502,7 @@ impl AnyImage {
                     pos,
                     bytemuck::cast_slice_mut(&mut out),
                     self.threads(),
+                    &tracker,
                 )?;
                 Ok(out)
             })
@@ -554,6 +594,15 @@ impl AnyImage {
     /// # Errors
     /// [`Error::Locked`] if another handle writes `path`; I/O errors.
     pub fn save_as(&self, path: impl AsRef<Path>) -> Result {
-        self.store.save_as(path.as_ref(), None)
+        self.save_as_with_progress(path, &NoProgress)
+    }
+
+    /// [`save_as`](Self::save_as), reporting to `progress` the bytes of compressed chunks
+    /// copied. Cancelled, it leaves no new file and any file at `path` as it was.
+    ///
+    /// # Errors
+    /// As [`save_as`](Self::save_as); [`Error::Cancelled`] when `progress` cancels.
+    pub fn save_as_with_progress(&self, path: impl AsRef<Path>, progress: &dyn Progress) -> Result {
+        self.store.save_as(path.as_ref(), None, progress)
     }
 }

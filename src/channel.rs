@@ -268,6 +268,21 @@ impl<T: Sample> Channel<T> {
             .decompress_into_bytes(bytemuck::cast_slice_mut(out))
     }
 
+    /// [`decompress_into`](Self::decompress_into), reporting progress in bytes; see
+    /// [`AnyChannel::decompress_into_bytes_with_progress`].
+    ///
+    /// # Errors
+    /// As [`decompress_into`](Self::decompress_into); [`Error::Cancelled`](crate::Error::Cancelled)
+    /// when `progress` cancels.
+    pub fn decompress_into_with_progress(
+        &self,
+        out: &mut [T],
+        progress: &dyn crate::Progress,
+    ) -> Result {
+        self.any
+            .decompress_into_bytes_with_progress(bytemuck::cast_slice_mut(out), progress)
+    }
+
     /// Start a batch: many chunk writes committed together with one table write.
     ///
     /// # Errors

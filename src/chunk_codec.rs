@@ -7,6 +7,7 @@
 use crate::blosc::{self, ChunkHeader, CompressParams};
 use crate::error::{Error, Result};
 use crate::format::{self, ChannelDesc};
+use crate::progress::Progress;
 use crate::sample::{fill_bytes, uniform_bits};
 use crate::store::{BlobRead, Snapshot, Store, StoredChunk, Verification};
 
@@ -107,9 +108,13 @@ pub(crate) fn read_chunk_part(
     Ok(())
 }
 
-/// Check every record of `store`'s current commit, blosc2 headers included.
-pub(crate) fn verify(store: &Store) -> Result<Verification> {
-    store.verify(&|desc, index, blob| checked_blob(desc, index, blob).map(drop))
+/// Check every record of `store`'s current commit, blosc2 headers included, reporting to
+/// `progress`.
+pub(crate) fn verify(store: &Store, progress: &dyn Progress) -> Result<Verification> {
+    store.verify(
+        &|desc, index, blob| checked_blob(desc, index, blob).map(drop),
+        progress,
+    )
 }
 
 /// `blob` (chunk `index` of `desc`, record and checksum already checked by the store) once

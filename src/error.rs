@@ -115,6 +115,9 @@ pub enum Error {
     /// This thread already has a batch open on the file; commit or drop it before writing
     /// through another call (waiting would deadlock).
     BatchInProgress,
+    /// A [`Progress`](crate::Progress) observer cancelled the operation; what it leaves
+    /// behind is said on the method (a cancelled compaction or `save_as` changes no file).
+    Cancelled,
     /// c-blosc2 reported an error.
     Codec {
         /// The C function that failed.
@@ -277,6 +280,7 @@ impl fmt::Display for Error {
             Error::BatchInProgress => {
                 f.write_str("this thread has a batch open on the file; commit or drop it first")
             }
+            Error::Cancelled => f.write_str("the operation was cancelled"),
             Error::Codec { call, code } => write!(f, "c-blosc2 call {call} failed with code {code}"),
         }
     }

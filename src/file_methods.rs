@@ -37,7 +37,20 @@ macro_rules! file_methods {
         /// # Errors
         /// I/O errors; problems found are listed in the result, not returned as errors.
         pub fn verify(&self) -> crate::Result<crate::Verification> {
-            crate::chunk_codec::verify(&self.store)
+            self.verify_with_progress(&crate::NoProgress)
+        }
+
+        /// [`verify`](Self::verify), reporting to `progress` the bytes whose checksum is
+        /// computed (the catalog, metadata and tables at once, then chunk by chunk).
+        ///
+        /// # Errors
+        /// As [`verify`](Self::verify); [`Error::Cancelled`](crate::Error::Cancelled) when
+        /// `progress` cancels (the file is only read).
+        pub fn verify_with_progress(
+            &self,
+            progress: &dyn crate::Progress,
+        ) -> crate::Result<crate::Verification> {
+            crate::chunk_codec::verify(&self.store, progress)
         }
 
         /// Rewrite the file without dead space: the live records go to a new file in the
@@ -51,7 +64,21 @@ macro_rules! file_methods {
         /// [`Error::BatchInProgress`](crate::Error::BatchInProgress); I/O errors (the old
         /// file is then untouched).
         pub fn compact(&self) -> crate::Result<crate::Compaction> {
-            self.store.compact()
+            self.compact_with_progress(&crate::NoProgress)
+        }
+
+        /// [`compact`](Self::compact), reporting to `progress` the bytes of compressed
+        /// chunks copied. Cancelled, it leaves the file and this handle as they were and
+        /// removes its temporary file.
+        ///
+        /// # Errors
+        /// As [`compact`](Self::compact); [`Error::Cancelled`](crate::Error::Cancelled) when
+        /// `progress` cancels.
+        pub fn compact_with_progress(
+            &self,
+            progress: &dyn crate::Progress,
+        ) -> crate::Result<crate::Compaction> {
+            self.store.compact(progress)
         }
 
         /// Compact automatically after a commit once the given threshold of dead space is

@@ -263,7 +263,7 @@ impl<T: Sample> Image<T> {
     /// # Errors
     /// [`Error::ChannelDtypeMismatch`]; as [`Channel::get_chunk`].
     pub fn get_decompressed(&self) -> Result<Vec<Vec<T>>> {
-        self.any.decompress_all(Some(T::DTYPE))
+        self.any.decompress_all(Some(T::DTYPE), &crate::NoProgress)
     }
 
     /// Read `region` of the channel at `channel`; see [`Channel::read_region`].

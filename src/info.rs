@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::format::{SLOT_LEN, SLOT_PAGE, Slot};
 use crate::geometry::Geometry;
 use crate::sample::Dtype;
 use crate::settings::Codec;
@@ -38,6 +39,9 @@ pub struct FileInfo {
     pub channels: Vec<ChannelInfo>,
     /// Generation of the commit described.
     pub generation: u64,
+    /// Format version `(major, minor)` in the slot of that commit (this library reads
+    /// major [`FORMAT_MAJOR`](crate::FORMAT_MAJOR), any minor).
+    pub format_version: (u16, u16),
 }
 
 /// Open `path` read-only and describe its newest commit, including each channel's element
@@ -54,6 +58,11 @@ pub fn inspect(path: impl AsRef<Path>) -> Result<FileInfo> {
     let store = Store::open(path.as_ref(), Access::ReadOnly, &|_| Ok(()))?;
     let snap = store.snapshot();
     let c = &snap.catalog;
+    let format_version = snap
+        .map
+        .get(snap.page as u64 * SLOT_PAGE, SLOT_LEN)
+        .and_then(Slot::stated_version)
+        .ok_or_else(|| Error::corrupted("slot page not mapped"))?;
     Ok(FileInfo {
         width: c.width,
         height: c.height,
@@ -70,5 +79,6 @@ pub fn inspect(path: impl AsRef<Path>) -> Result<FileInfo> {
             })
             .collect(),
         generation: snap.slot.generation,
+        format_version,
     })
 }

@@ -47,6 +47,7 @@
 //! | `image<T>` (channels, names, metadata) | [`Image`]; [`AnyImage`] for channels of different types |
 //! | — | [`Channel::read_region`], [`Channel::write_region`]; `ndarray` views with the `ndarray` feature |
 //! | — | files: `create`/`open`/`open_read_only`, [`AnyChannel::refresh`], [`AnyChannel::sync`], [`AnyChannel::save_as`], [`AnyChannel::stats`], [`Channel::batch`] |
+//! | — | [`Progress`] observers (progress and cancellation) on compaction, `save_as`, `verify`, whole-channel decompression and adding a channel from data: the `*_with_progress` methods |
 //!
 //! # Deviations from the original, on purpose
 //!
@@ -130,6 +131,7 @@ mod any_image;
 mod blosc;
 mod channel;
 mod chunk_codec;
+mod chunk_storage;
 mod chunks;
 mod error;
 mod file_methods;
@@ -140,6 +142,7 @@ mod info;
 mod io;
 #[cfg(feature = "ndarray")]
 mod ndarray_views;
+mod progress;
 mod region;
 mod sample;
 mod settings;
@@ -149,6 +152,7 @@ mod threads;
 pub use any_channel::AnyChannel;
 pub use any_image::AnyImage;
 pub use channel::Channel;
+pub use chunk_storage::ChunkStorage;
 pub use chunks::{AnyImageBatch, Batch, ChunkMut, ChunkRef, ImageBatch};
 pub use error::{Argument, Error, Result};
 pub use format::{FORMAT_MAJOR, FORMAT_MINOR};
@@ -159,6 +163,7 @@ pub use info::{ChannelInfo, FileInfo, inspect};
 pub use io::Backend;
 #[cfg(feature = "ndarray")]
 pub use ndarray;
+pub use progress::{NoProgress, Progress};
 pub use region::Region;
 pub use sample::{Dtype, Sample};
 /// The `serde_json` this crate's metadata uses, so callers need no matching version.

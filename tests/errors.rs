@@ -1217,6 +1217,7 @@ fn blob_crc_mismatch_in_an_image_names_the_channel_position() {
         img.channel(0).unwrap().get_decompressed().unwrap(),
         planes[1]
     );
+    assert_eq!(img.verify().unwrap().damaged_chunks, [(1, 2)]);
     for i in [0, 1, 3] {
         assert_eq!(
             img.channel(1).unwrap().get_chunk_vec(i).unwrap(),

@@ -5,18 +5,12 @@
 //! accounting). Damaged copies must be refused, or fall back to the same older commit, in
 //! both readers.
 //!
-//! The interpreter is `$CIMG_PYTHON` if set; else `<repo>/.venv/bin/python` when that
-//! environment exists and has `blosc2` and `numpy` (the project's test script creates
-//! it); else a virtual environment this test makes once in the target directory
-//! (`python3 -m venv`, then `pip install blosc2 numpy`), guarded by a file lock so that
-//! parallel tests and test processes build it once. Without `python3` (with its `venv`
-//! module) or without access to the Python package index the test fails with a message
-//! saying what to install; it never skips.
+//! The interpreter is found or made as `tests/common/python.rs` says; without one the test
+//! fails with a message saying what to install, it never skips.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 use compressed_image::{AnyChannel, Error, Image, Sample, f16};
 use serde_json::Value;
@@ -25,115 +19,10 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The Python packages the reference reader imports.
-const PACKAGES: [&str; 2] = ["blosc2", "numpy"];
+#[path = "common/python.rs"]
+mod python;
 
-/// The interpreter of the virtual environment in `venv`.
-fn venv_python(venv: &Path) -> PathBuf {
-    if cfg!(windows) {
-        venv.join("Scripts").join("python.exe")
-    } else {
-        venv.join("bin").join("python")
-    }
-}
-
-/// Whether `python` starts and imports every package of [`PACKAGES`].
-fn has_packages(python: &Path) -> bool {
-    Command::new(python)
-        .arg("-c")
-        .arg(format!("import {}", PACKAGES.join(", ")))
-        .output()
-        .is_ok_and(|out| out.status.success())
-}
-
-/// Run `command` (described by `what`) to completion; on failure panic with its output
-/// and `help`.
-fn run_setup(mut command: Command, what: &str, help: &str) {
-    let out = command
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot start it ({e}); {help}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}); {help}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The virtual environment this test keeps in the target directory, made on first use:
-/// a file lock serialises the processes that may race to make it, and a marker file,
-/// written last, says that it is complete.
-fn own_venv() -> PathBuf {
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let venv = tmp.join("reference-venv");
-    let python = venv_python(&venv);
-    let ready = venv.join("ready");
-    fs::create_dir_all(tmp).expect("create the target's temporary directory");
-    let lock = fs::File::create(tmp.join("reference-venv.lock")).expect("create the lock file");
-    lock.lock().expect("lock the reference environment");
-    if !ready.exists() {
-        // A run that died half-way leaves an incomplete environment: start again.
-        let _ = fs::remove_dir_all(&venv);
-        let mut make = Command::new("python3");
-        make.arg("-m").arg("venv").arg(&venv);
-        run_setup(
-            make,
-            "`python3 -m venv` (for format/reference_reader.py)",
-            "install Python 3 with its venv module (Debian/Ubuntu: `apt-get install python3 \
-             python3-venv`), or set CIMG_PYTHON to an interpreter that has blosc2 and numpy",
-        );
-        let mut install = Command::new(&python);
-        install
-            .args(["-m", "pip", "install", "--quiet"])
-            .args(PACKAGES);
-        run_setup(
-            install,
-            &format!(
-                "`pip install {}` into {}",
-                PACKAGES.join(" "),
-                venv.display()
-            ),
-            "pip needs access to the Python package index; or set CIMG_PYTHON to an \
-             interpreter that has blosc2 and numpy",
-        );
-        fs::write(&ready, b"").expect("mark the reference environment ready");
-    }
-    lock.unlock().expect("unlock the reference environment");
-    assert!(
-        has_packages(&python),
-        "{} cannot import {}: delete {} to have it made again",
-        python.display(),
-        PACKAGES.join(" and "),
-        venv.display()
-    );
-    python
-}
-
-/// The interpreter for the reference reader (see the module documentation), found or
-/// made once per test process.
-fn python() -> PathBuf {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON
-        .get_or_init(|| {
-            if let Some(p) = std::env::var_os("CIMG_PYTHON") {
-                let p = PathBuf::from(p);
-                assert!(
-                    has_packages(&p),
-                    "CIMG_PYTHON={} does not run or cannot import {}",
-                    p.display(),
-                    PACKAGES.join(" and ")
-                );
-                return p;
-            }
-            let project = venv_python(&repo().join(".venv"));
-            if has_packages(&project) {
-                return project;
-            }
-            own_venv()
-        })
-        .clone()
-}
+use python::python;
 
 /// Run the reference reader on `file`, dumping into `dir`. Returns (success, stderr).
 fn run_reader(file: &Path, dir: &Path) -> (bool, String) {

@@ -60,6 +60,14 @@ impl Slot {
             && (self.catalog_len, self.catalog_crc) == (other.catalog_len, other.catalog_crc)
     }
 
+    /// The format version `(major, minor)` a slot record states (its bytes 8–11), unchecked;
+    /// `None` when `bytes` is too short.
+    pub(crate) fn stated_version(bytes: &[u8]) -> Option<(u16, u16)> {
+        let mut r = LeReader::new(bytes.get(..12)?);
+        r.skip(8);
+        Some((r.u16(), r.u16()))
+    }
+
     /// Decode and check one slot. `file_len` bounds every offset.
     pub(crate) fn decode(bytes: &[u8], file_len: u64) -> Result<Slot> {
         if bytes.len() < SLOT_LEN {

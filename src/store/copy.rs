@@ -14,6 +14,7 @@ use super::{Anonymous, BlobRead, Snapshot, Store, lock, sync_parent_dir, unpoiso
 use crate::error::{Error, Result};
 use crate::format::{REGION_START, TableEntry};
 use crate::io::{file_error, open_container, same_file};
+use crate::progress::{NoProgress, Progress, Tracker};
 
 /// When to compact automatically after a commit: when dead bytes are at least
 /// `min_dead_ratio` of the committed bytes and at least `min_dead_bytes`. Off by default.
@@ -63,21 +64,18 @@ pub struct Compaction {
 
 impl Store {
     /// Write the live records of `snap` (all channels, or only channel `only`) into the
-    /// fresh store `target` as its first commit.
-    fn copy_live(snap: &Snapshot, only: Option<u32>, target: &Store) -> Result {
+    /// fresh store `target` as its first commit, advancing `tracker` by each blob's length.
+    fn copy_live(snap: &Snapshot, only: Option<u32>, target: &Store, tracker: &Tracker) -> Result {
         let mut txn = target.begin()?;
-        for (pos, desc) in snap.catalog.channels.iter().enumerate() {
-            if only.is_some_and(|id| id != desc.id) {
-                continue;
-            }
+        for (pos, desc) in Store::copied_channels(snap, only) {
             for (index, entry) in snap.tables[pos].iter().enumerate() {
                 // A DEFAULT entry stays one: the copy's table starts all DEFAULT.
                 if entry != TableEntry::Default {
-                    txn.put(
-                        desc.id,
-                        index,
-                        snap.stored_chunk(pos, index, BlobRead::Whole)?,
-                    )?;
+                    let chunk = snap.stored_chunk(pos, index, BlobRead::Whole)?;
+                    txn.put(desc.id, index, chunk)?;
+                    if let TableEntry::Blob { len, .. } = entry {
+                        tracker.advance(u64::from(len))?;
+                    }
                 }
             }
         }
@@ -85,7 +83,30 @@ impl Store {
             txn.set_metadata((*snap.metadata).clone());
         }
         txn.catalog_mut(); // always write the catalog, even for an all-default copy
+        tracker.checkpoint()?;
         txn.commit()
+    }
+
+    /// The channels (position, descriptor) of `snap` a copy holds: all, or only `only`.
+    fn copied_channels(
+        snap: &Snapshot,
+        only: Option<u32>,
+    ) -> impl Iterator<Item = (usize, &crate::format::ChannelDesc)> {
+        (snap.catalog.channels.iter().enumerate())
+            .filter(move |(_, d)| only.is_none_or(|id| id == d.id))
+    }
+
+    /// Start reporting a copy of `snap` to `progress`: its work is the blobs' bytes.
+    fn start_copy<'p>(
+        snap: &Snapshot,
+        only: Option<u32>,
+        what: &str,
+        progress: &'p dyn Progress,
+    ) -> Tracker<'p> {
+        let blob_bytes = Store::copied_channels(snap, only)
+            .map(|(pos, _)| snap.tables[pos].blob_bytes())
+            .sum();
+        Tracker::start(progress, what, blob_bytes)
     }
 
     /// The catalog of a copy: tables and metadata are rewritten by the copy itself.
@@ -110,26 +131,44 @@ impl Store {
 
     /// Write the current commit, without dead space, to a new file at `path`: the whole
     /// image, or with `only`, that one channel as a channel file (no names, no metadata).
-    pub(crate) fn save_as(&self, path: &Path, only: Option<u32>) -> Result {
+    /// Cancelled through `progress`, it leaves no file behind (and any file at `path` as it
+    /// was): the copy is renamed into place only once complete.
+    pub(crate) fn save_as(
+        &self,
+        path: &Path,
+        only: Option<u32>,
+        progress: &dyn Progress,
+    ) -> Result {
         let snap = self.snapshot();
         let catalog = Store::copy_catalog(&snap, only)?;
+        let tracker = Store::start_copy(&snap, only, "save_as", progress);
         let (target, temp) = Store::create(Some(path), &catalog)?;
         target.writer_mut(|w| w.set_growth(Growth::Exact))?;
-        Store::copy_live(&snap, only, &target)?;
+        Store::copy_live(&snap, only, &target, &tracker)?;
+        // The last chance to stop: the sync can take long, the rename is the point of no
+        // return (after this sync, the one `finish_create` makes has nothing left to do).
+        target.sync()?;
+        tracker.checkpoint()?;
         target.finish_create(temp)
     }
 
     /// Rewrite the live records into a new file, rename it over this one and continue on
     /// it. The next generation follows the current one, and the file id is kept, so readers
-    /// of the old file move to the new one on `refresh`.
-    pub(crate) fn compact(&self) -> Result<Compaction> {
-        self.compact_locked(&mut *self.lock_writer()?)
+    /// of the old file move to the new one on `refresh`. Cancelled through `progress`, it
+    /// leaves the file and this handle as they were and removes its temporary file.
+    pub(crate) fn compact(&self, progress: &dyn Progress) -> Result<Compaction> {
+        self.compact_locked(&mut *self.lock_writer()?, progress)
     }
 
     /// [`Store::compact`] with the writer already held.
-    pub(super) fn compact_locked(&self, writer: &mut Writer) -> Result<Compaction> {
+    pub(super) fn compact_locked(
+        &self,
+        writer: &mut Writer,
+        progress: &dyn Progress,
+    ) -> Result<Compaction> {
         writer.check_usable()?;
         let snap = self.snapshot();
+        let tracker = Store::start_copy(&snap, None, "compact", progress);
         let file_len_before = self.file().metadata()?.len();
         let catalog = Store::copy_catalog(&snap, None)?;
         let (file, temp, anonymous) = match &self.path {
@@ -159,8 +198,9 @@ impl Store {
             anonymous,
         };
         let target = Store::fresh(fresh, &catalog)?;
-        Store::copy_live(&snap, None, &target)?;
+        Store::copy_live(&snap, None, &target, &tracker)?;
         target.sync()?;
+        tracker.checkpoint()?; // the rename below is the point of no return
         if let (Some(temp), Some(path)) = (temp, &self.path) {
             temp.persist(path).map_err(|e| file_error(path, e.error))?;
             sync_parent_dir(path)?;
@@ -197,7 +237,7 @@ impl Store {
         let snap = self.snapshot();
         let (committed, dead) = (snap.committed_bytes(), snap.dead_bytes());
         if dead >= auto.min_dead_bytes && dead as f64 >= auto.min_dead_ratio * committed as f64 {
-            self.compact_locked(writer)?;
+            self.compact_locked(writer, &NoProgress)?;
         }
         Ok(())
     }

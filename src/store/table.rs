@@ -43,6 +43,16 @@ impl Table {
         (0..self.len).map(|i| self.get(i))
     }
 
+    /// Bytes of the blosc2 chunks the blob entries reference (their payload lengths).
+    pub(crate) fn blob_bytes(&self) -> u64 {
+        self.iter()
+            .map(|e| match e {
+                TableEntry::Blob { len, .. } => u64::from(len),
+                _ => 0,
+            })
+            .sum()
+    }
+
     /// A mutable copy of the entries.
     pub(crate) fn to_vec(&self) -> Vec<TableEntry> {
         self.iter().collect()

@@ -4,6 +4,7 @@
 use super::{BlobRead, Store, StoredChunk};
 use crate::error::Result;
 use crate::format::{ChannelDesc, TableEntry, record_footprint};
+use crate::progress::{Progress, Tracker};
 
 /// Checks a blob's bytes beyond their record and checksum (the chunk codec's header check),
 /// given its channel and chunk index.
@@ -21,6 +22,10 @@ pub struct Verification {
     pub bytes_checked: u64,
     /// One line per problem; empty when the commit is intact.
     pub problems: Vec<String>,
+    /// `(channel, chunk)` of every chunk whose blob failed a check, in channel and chunk
+    /// order (each also has a line in `problems`). Reading such a chunk fails; every other
+    /// chunk of the commit reads.
+    pub damaged_chunks: Vec<(usize, usize)>,
 }
 
 impl Verification {
@@ -32,9 +37,17 @@ impl Verification {
 
 impl Store {
     /// Check every record the current commit references, each blob also with `check_blob`.
-    pub(crate) fn verify(&self, check_blob: &CheckBlob) -> Result<Verification> {
+    /// `progress` counts the bytes whose CRC is computed (those of the catalog, metadata and
+    /// tables at once, then blob by blob).
+    pub(crate) fn verify(
+        &self,
+        check_blob: &CheckBlob,
+        progress: &dyn Progress,
+    ) -> Result<Verification> {
         let snap = self.snapshot();
+        let blob_bytes: u64 = snap.tables.iter().map(|t| t.blob_bytes()).sum();
         let mut problems = Vec::new();
+        let mut damaged_chunks = Vec::new();
         // (offset, aligned length, what) of every referenced record.
         let mut ranges = vec![(
             snap.slot.catalog_offset,
@@ -55,6 +68,11 @@ impl Store {
                 ));
                 bytes_checked += u64::from(t.len);
             }
+        }
+        // The checksums of the catalog, metadata and tables held when the commit was loaded.
+        let tracker = Tracker::start(progress, "verify", bytes_checked + blob_bytes);
+        tracker.advance(bytes_checked)?;
+        for (pos, desc) in snap.catalog.channels.iter().enumerate() {
             for (index, entry) in snap.tables[pos].iter().enumerate() {
                 if let TableEntry::Blob { offset, len, .. } = entry {
                     ranges.push((
@@ -71,7 +89,9 @@ impl Store {
                     );
                     if let Err(e) = checked {
                         problems.push(format!("channel {pos} chunk {index}: {e}"));
+                        damaged_chunks.push((pos, index));
                     }
+                    tracker.advance(u64::from(len))?;
                 }
             }
         }
@@ -87,6 +107,7 @@ impl Store {
             records: ranges.len(),
             bytes_checked,
             problems,
+            damaged_chunks,
         })
     }
 }

@@ -9,6 +9,9 @@
 //! * [`child`]: running this test binary again as a child process on one test.
 //! * [`model`]: the in-memory model of what a channel and an image hold.
 //!
+//! `python.rs` (the Python interpreter for independent cross-checks) sits beside them but
+//! is included by `#[path]` only where needed, as it reads variables Cargo sets for tests.
+//!
 //! Each test target includes the whole kit but uses only part of it; the rest would be
 //! reported as dead code in that target, hence the `allow` below.
 

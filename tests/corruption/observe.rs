@@ -36,6 +36,8 @@ pub struct Obs {
     /// `Image::get_decompressed` (images only).
     pub image_whole: Option<Result<Vec<Vec<u8>>>>,
     pub problems: Vec<String>,
+    /// `Verification::damaged_chunks`.
+    pub damaged_chunks: Vec<(usize, usize)>,
     pub verify_generation: u64,
 }
 
@@ -79,6 +81,7 @@ pub fn observe_image<T: Sample>(img: &Image<T>) -> Result<Obs> {
                 .map(|v| v.iter().map(|c| bytes_of(c)).collect()),
         ),
         problems: verification.problems,
+        damaged_chunks: verification.damaged_chunks,
         verify_generation: verification.generation,
     })
 }
@@ -92,6 +95,7 @@ pub fn observe_single<T: Sample>(c: &Channel<T>) -> Result<Obs> {
         channels: vec![observe_channel(c)?],
         image_whole: None,
         problems: verification.problems,
+        damaged_chunks: verification.damaged_chunks,
         verify_generation: verification.generation,
     })
 }
@@ -322,6 +326,12 @@ pub fn compare(o: &Obs, e: &Contents) -> std::result::Result<Vec<(usize, usize)>
         if !o.problems.iter().any(|p| p.contains(&needle)) {
             return Err(format!("verify() does not name {needle}: {:?}", o.problems));
         }
+    }
+    if o.damaged_chunks != bad {
+        return Err(format!(
+            "verify() lists damaged chunks {:?} but the unreadable chunks are {bad:?}",
+            o.damaged_chunks
+        ));
     }
     if o.verify_generation != o.generation {
         return Err("verify() checked another generation".into());
