@@ -4,6 +4,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+use crate::import::ImageFileError;
 use crate::sample::Dtype;
 
 /// `Result` with this crate's [`Error`] as the default error type.
@@ -105,6 +106,14 @@ pub enum Error {
     /// This thread already has a batch open on the file; commit or drop it before writing
     /// through another call (waiting would deadlock).
     BatchInProgress,
+    /// An image file (OpenEXR, TIFF, PNG, JPEG) could not be imported; `kind` says why.
+    /// A failed import leaves no file behind.
+    ImageFile {
+        /// The image file that was being read.
+        path: PathBuf,
+        /// What went wrong.
+        kind: ImageFileError,
+    },
     /// c-blosc2 reported an error.
     Codec {
         /// The C function that failed.
@@ -151,6 +160,8 @@ pub enum Argument {
     CodecBuffer,
     /// A record too large for the file format's 32-bit lengths.
     RecordLength,
+    /// An element type that does not fit the operation.
+    Dtype,
 }
 
 impl Argument {
@@ -178,6 +189,7 @@ impl Argument {
             Argument::ChannelFile => "file for a channel",
             Argument::CodecBuffer => "c-blosc2 buffer",
             Argument::RecordLength => "record length",
+            Argument::Dtype => "element type",
         }
     }
 }
@@ -259,6 +271,7 @@ impl fmt::Display for Error {
             Error::BatchInProgress => {
                 f.write_str("this thread has a batch open on the file; commit or drop it first")
             }
+            Error::ImageFile { path, kind } => write!(f, "{}: {kind}", path.display()),
             Error::Codec { call, code } => write!(f, "c-blosc2 call {call} failed with code {code}"),
         }
     }
@@ -268,6 +281,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) | Error::File { source: e, .. } => Some(e),
+            Error::ImageFile { kind, .. } => Some(kind),
             _ => None,
         }
     }

@@ -122,6 +122,7 @@ mod file_methods;
 mod format;
 mod geometry;
 mod image;
+mod import;
 mod info;
 mod io;
 #[cfg(feature = "ndarray")]
@@ -141,6 +142,7 @@ pub use format::{FORMAT_MAJOR, FORMAT_MINOR};
 pub use geometry::{Geometry, MAX_CHUNK_BYTES};
 pub use half::f16;
 pub use image::Image;
+pub use import::{ChannelSelection, Destination, ImageFileError, ImportedChunk, ReadOptions};
 pub use info::{ChannelInfo, FileInfo, inspect};
 pub use io::Backend;
 #[cfg(feature = "ndarray")]
