@@ -21,118 +21,27 @@ use std::sync::OnceLock;
 use compressed_image::{AnyChannel, Error, Image, Sample, f16};
 use serde_json::Value;
 
+#[path = "common/python.rs"]
+mod python_env;
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The Python packages the reference reader imports.
-const PACKAGES: [&str; 2] = ["blosc2", "numpy"];
+/// Where the reference reader's interpreter comes from (see the module documentation).
+const REFERENCE_PYTHON: python_env::PythonEnv = python_env::PythonEnv {
+    purpose: "format/reference_reader.py",
+    override_var: "CIMG_PYTHON",
+    project_venv: ".venv",
+    own_venv: "reference-venv",
+    modules: &["blosc2", "numpy"],
+    packages: &["blosc2", "numpy"],
+};
 
-/// The interpreter of the virtual environment in `venv`.
-fn venv_python(venv: &Path) -> PathBuf {
-    if cfg!(windows) {
-        venv.join("Scripts").join("python.exe")
-    } else {
-        venv.join("bin").join("python")
-    }
-}
-
-/// Whether `python` starts and imports every package of [`PACKAGES`].
-fn has_packages(python: &Path) -> bool {
-    Command::new(python)
-        .arg("-c")
-        .arg(format!("import {}", PACKAGES.join(", ")))
-        .output()
-        .is_ok_and(|out| out.status.success())
-}
-
-/// Run `command` (described by `what`) to completion; on failure panic with its output
-/// and `help`.
-fn run_setup(mut command: Command, what: &str, help: &str) {
-    let out = command
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot start it ({e}); {help}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}); {help}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The virtual environment this test keeps in the target directory, made on first use:
-/// a file lock serialises the processes that may race to make it, and a marker file,
-/// written last, says that it is complete.
-fn own_venv() -> PathBuf {
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let venv = tmp.join("reference-venv");
-    let python = venv_python(&venv);
-    let ready = venv.join("ready");
-    fs::create_dir_all(tmp).expect("create the target's temporary directory");
-    let lock = fs::File::create(tmp.join("reference-venv.lock")).expect("create the lock file");
-    lock.lock().expect("lock the reference environment");
-    if !ready.exists() {
-        // A run that died half-way leaves an incomplete environment: start again.
-        let _ = fs::remove_dir_all(&venv);
-        let mut make = Command::new("python3");
-        make.arg("-m").arg("venv").arg(&venv);
-        run_setup(
-            make,
-            "`python3 -m venv` (for format/reference_reader.py)",
-            "install Python 3 with its venv module (Debian/Ubuntu: `apt-get install python3 \
-             python3-venv`), or set CIMG_PYTHON to an interpreter that has blosc2 and numpy",
-        );
-        let mut install = Command::new(&python);
-        install
-            .args(["-m", "pip", "install", "--quiet"])
-            .args(PACKAGES);
-        run_setup(
-            install,
-            &format!(
-                "`pip install {}` into {}",
-                PACKAGES.join(" "),
-                venv.display()
-            ),
-            "pip needs access to the Python package index; or set CIMG_PYTHON to an \
-             interpreter that has blosc2 and numpy",
-        );
-        fs::write(&ready, b"").expect("mark the reference environment ready");
-    }
-    lock.unlock().expect("unlock the reference environment");
-    assert!(
-        has_packages(&python),
-        "{} cannot import {}: delete {} to have it made again",
-        python.display(),
-        PACKAGES.join(" and "),
-        venv.display()
-    );
-    python
-}
-
-/// The interpreter for the reference reader (see the module documentation), found or
-/// made once per test process.
+/// The interpreter for the reference reader, found or made once per test process.
 fn python() -> PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON
-        .get_or_init(|| {
-            if let Some(p) = std::env::var_os("CIMG_PYTHON") {
-                let p = PathBuf::from(p);
-                assert!(
-                    has_packages(&p),
-                    "CIMG_PYTHON={} does not run or cannot import {}",
-                    p.display(),
-                    PACKAGES.join(" and ")
-                );
-                return p;
-            }
-            let project = venv_python(&repo().join(".venv"));
-            if has_packages(&project) {
-                return project;
-            }
-            own_venv()
-        })
-        .clone()
+    PYTHON.get_or_init(|| REFERENCE_PYTHON.python()).clone()
 }
 
 /// Run the reference reader on `file`, dumping into `dir`. Returns (success, stderr).

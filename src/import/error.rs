@@ -40,7 +40,8 @@ pub enum ImageFileError {
         count: usize,
     },
     /// The image is too large to import: a scanline of one channel would not fit a chunk,
-    /// or the size overflows.
+    /// the size overflows, or a block the decoder must hold whole (a TIFF strip or tile
+    /// above 1 GiB, a band of rows above 4 GiB) is too large.
     TooLarge {
         /// Width in pixels.
         width: u64,

@@ -22,6 +22,7 @@ use rayon::prelude::*;
 
 use super::error::{FileResult, ImageFileError};
 use super::exr_attributes::{compression_name, header_metadata};
+use super::exr_header::{code_name, compression_codes};
 use super::order::exr_order;
 use super::source::{Source, SourceChannel, SourceInfo, whole_blocks};
 use crate::sample::Dtype;
@@ -95,12 +96,30 @@ fn check_importable(header: &Header) -> FileResult {
     Ok(())
 }
 
+/// The error for headers the `exr` crate refused: an unknown compression method by name,
+/// else the crate's error.
+fn header_error(e: exr::error::Error, file: &mut BufReader<File>, part: usize) -> ImageFileError {
+    let codes = compression_codes(file);
+    match codes.get(part).or(codes.first()) {
+        Some(&code) if code > MAX_KNOWN_COMPRESSION => {
+            ImageFileError::UnsupportedCompression(code_name(code))
+        }
+        _ => exr_error(e),
+    }
+}
+
+/// The largest compression code the `exr` crate reads (HTJ2K32, which it cannot decode).
+const MAX_KNOWN_COMPRESSION: u8 = 11;
+
 impl ExrSource {
     pub(crate) fn open(file: File, part: usize) -> FileResult<ExrSource> {
         let mut file = BufReader::new(file);
         // The headers unvalidated first, so that the requested part's problems get their
         // own error kinds; then validated, as every band reads them.
-        let meta = MetaData::read_from_buffered(&mut file, false).map_err(exr_error)?;
+        let meta = match MetaData::read_from_buffered(&mut file, false) {
+            Ok(meta) => meta,
+            Err(e) => return Err(header_error(e, &mut file, part)),
+        };
         let count = meta.headers.len();
         let header = meta
             .headers

@@ -13,7 +13,9 @@ use zune_jpeg::zune_core::options::DecoderOptions;
 
 use super::error::{FileResult, ImageFileError};
 use super::metadata::{note_blob, note_resolution};
-use super::source::{Source, SourceChannel, SourceInfo, deinterleave, only_subimage, whole_blocks};
+use super::source::{
+    Source, SourceChannel, SourceInfo, check_held, deinterleave, only_subimage, whole_blocks,
+};
 use crate::sample::Dtype;
 
 /// The largest width and height a JPEG frame can declare.
@@ -52,6 +54,8 @@ impl JpegSource {
             _ => (ColorSpace::RGB, &["R", "G", "B"]),
         };
         options = options.jpeg_set_out_colorspace(output);
+        let (width, height) = (usize::from(info.width), usize::from(info.height));
+        check_held(width.checked_mul(height * names.len()), width, height)?;
         let mut metadata = Map::new();
         metadata.insert("jpeg:ColorSpace".into(), json!(format!("{input:?}")));
         note_blob(
@@ -66,8 +70,8 @@ impl JpegSource {
             options,
             info: SourceInfo {
                 format: "jpeg",
-                width: usize::from(info.width),
-                height: usize::from(info.height),
+                width,
+                height,
                 channels: names
                     .iter()
                     .map(|n| SourceChannel {

@@ -8,6 +8,7 @@ mod convert;
 mod error;
 mod exr;
 mod exr_attributes;
+mod exr_header;
 mod jpeg;
 mod metadata;
 mod options;

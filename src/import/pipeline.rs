@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::assemble::{ChunkAssembler, FullChunk};
 use super::options::ImportedChunk;
-use super::source::Source;
+use super::source::{Source, check_held};
 use crate::chunk_codec::{Prepared, prepare_chunk};
 use crate::error::{Error, Result};
 use crate::format::ChannelDesc;
@@ -85,6 +85,16 @@ pub(crate) fn stream(
         .map(|&p| source.info().channels[p].dtype)
         .collect();
     let band_rows = band_rows(source, descs);
+    let band_bytes = src_dtypes.iter().try_fold(0usize, |sum, d| {
+        band_rows
+            .checked_mul(width)?
+            .checked_mul(d.size())?
+            .checked_add(sum)
+    });
+    check_held(band_bytes, width, height).map_err(|kind| Error::ImageFile {
+        path: path.to_path_buf(),
+        kind,
+    })?;
     let mut assemblers: Vec<ChunkAssembler> = descs
         .iter()
         .enumerate()

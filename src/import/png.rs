@@ -10,7 +10,9 @@ use serde_json::{Map, Value, json};
 
 use super::error::{FileResult, ImageFileError};
 use super::metadata::{note_blob, note_resolution};
-use super::source::{Source, SourceChannel, SourceInfo, deinterleave, only_subimage, whole_blocks};
+use super::source::{
+    Source, SourceChannel, SourceInfo, check_held, deinterleave, only_subimage, whole_blocks,
+};
 use crate::sample::Dtype;
 
 fn png_error(e: png::DecodingError) -> ImageFileError {
@@ -48,7 +50,11 @@ fn png_metadata(info: &png::Info<'_>) -> Map<String, Value> {
         }
     }
     if let Some(gamma) = info.gamma() {
-        map.insert("png:Gamma".into(), json!(gamma.into_value()));
+        // Stored as 100000 times the gamma.
+        map.insert(
+            "png:Gamma".into(),
+            json!(f64::from(gamma.into_scaled()) / 1e5),
+        );
     }
     if info.srgb.is_some() {
         map.insert("png:sRGB".into(), json!(true));
@@ -81,7 +87,21 @@ impl PngSource {
         // Palettes and tRNS become RGB(A), gray below 8 bits is scaled to 8 bits; 16-bit
         // samples stay 16-bit.
         decoder.set_transformations(Transformations::EXPAND);
-        let reader = decoder.read_info().map_err(png_error)?;
+        let header = decoder.read_header_info().map_err(png_error)?;
+        let (width, height) = (header.width as usize, header.height as usize);
+        let too_large = || ImageFileError::TooLarge {
+            width: width as u64,
+            height: height as u64,
+        };
+        let reader = decoder.read_info().map_err(|e| match e {
+            // A row longer than the decoder's limit (64 MiB).
+            png::DecodingError::LimitsExceeded => too_large(),
+            e => png_error(e),
+        })?;
+        if reader.info().interlaced {
+            // Decoded whole (see the module documentation).
+            check_held(reader.output_buffer_size(), width, height)?;
+        }
         let (color, depth) = reader.output_color_type();
         let names: &[&str] = match color {
             ColorType::Grayscale => &["Y"],
@@ -99,8 +119,8 @@ impl PngSource {
         let info = reader.info();
         let source_info = SourceInfo {
             format: "png",
-            width: info.width as usize,
-            height: info.height as usize,
+            width,
+            height,
             channels: names
                 .iter()
                 .map(|n| SourceChannel {

@@ -1,7 +1,7 @@
 //! What every format reader provides: the image's description and its rows, band by band.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::Path;
 
@@ -9,6 +9,23 @@ use serde_json::{Map, Value};
 
 use super::error::{FileResult, ImageFileError};
 use crate::sample::Dtype;
+
+/// Most bytes of decoded pixels an import holds at once: a band of rows, or the whole
+/// image of a decoder that cannot stream (JPEG, interlaced PNG). A file that needs more
+/// (say, one claiming a strip of billions of rows) is refused before anything is
+/// allocated.
+pub(crate) const MAX_HELD_BYTES: usize = 1 << 32;
+
+/// `Err(TooLarge)` when holding `bytes` of decoded pixels would exceed [`MAX_HELD_BYTES`].
+pub(crate) fn check_held(bytes: Option<usize>, width: usize, height: usize) -> FileResult {
+    match bytes {
+        Some(b) if b <= MAX_HELD_BYTES => Ok(()),
+        _ => Err(ImageFileError::TooLarge {
+            width: width as u64,
+            height: height as u64,
+        }),
+    }
+}
 
 /// A channel as the file presents it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +95,7 @@ pub(crate) fn detect(head: &[u8]) -> Option<Format> {
         .map(|&(_, format)| format)
 }
 
-/// The format of the file at `path`, from its signature.
+/// The format of `file`, from its signature; the file is left at its start.
 pub(crate) fn detect_file(file: &mut File) -> FileResult<Format> {
     let mut head = [0u8; 8];
     let mut len = 0;
@@ -88,6 +105,7 @@ pub(crate) fn detect_file(file: &mut File) -> FileResult<Format> {
             n => len += n,
         }
     }
+    file.seek(SeekFrom::Start(0))?;
     detect(&head[..len]).ok_or(ImageFileError::UnknownFormat)
 }
 

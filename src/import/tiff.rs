@@ -20,7 +20,8 @@ use super::tiff_tags::{
 
 /// Most pages counted in a file.
 const MAX_PAGES: usize = 1 << 16;
-/// Largest decoded strip or tile, and largest compressed one.
+/// Largest decoded strip or tile, and largest compressed one: a larger one is refused as
+/// too large (the decoder holds a strip or tile whole).
 const MAX_CHUNK_BYTES: usize = 1 << 30;
 
 /// Where a strip or tile lies in a band, in pixels.
@@ -94,7 +95,10 @@ impl TiffSource {
             return Err(ImageFileError::Unsupported("mixed sample formats".into()));
         }
         let dtype = sample_dtype(formats.first().copied().unwrap_or(1), color.bit_depth())?;
-        let samples = usize::from(color.num_samples());
+        // Every sample, extra samples included (the colour type counts alpha only).
+        let samples = tag_numbers(&mut decoder, Tag::SamplesPerPixel)?
+            .first()
+            .map_or(1, |&s| usize::from(s));
         let extra = tag_numbers(&mut decoder, Tag::ExtraSamples)?;
         let planar = tag_numbers(&mut decoder, Tag::PlanarConfiguration)?.first() == Some(&2);
         let (width, height) = decoder.dimensions().map_err(tiff_error)?;
@@ -103,6 +107,16 @@ impl TiffSource {
         let chunk = (chunk_width as usize, chunk_height as usize);
         if chunk.0 == 0 || chunk.1 == 0 {
             return Err(ImageFileError::Decode("empty strips or tiles".into()));
+        }
+        let chunk_samples = if planar { 1 } else { samples };
+        let chunk_bytes = (chunk.0 as u64)
+            .saturating_mul(chunk.1.min(height) as u64)
+            .saturating_mul((chunk_samples * dtype.size()) as u64);
+        if chunk_bytes > MAX_CHUNK_BYTES as u64 {
+            return Err(ImageFileError::TooLarge {
+                width: width as u64,
+                height: height as u64,
+            });
         }
         let chunks_across = match decoder.get_chunk_type() {
             ChunkType::Strip => 1,
@@ -133,24 +147,45 @@ impl TiffSource {
     }
 
     /// Decode strip or tile `index` (covering `rect`, pixels of `samples` samples) into
-    /// the scratch buffer.
-    fn decode(&mut self, index: usize, rect: Rect, samples: usize) -> FileResult {
-        let len = rect.width * rect.height * samples * self.sample_size;
-        self.scratch.resize(len, 0);
+    /// the scratch buffer; returns the distance between its rows in bytes.
+    fn decode(&mut self, index: usize, rect: Rect, samples: usize) -> FileResult<usize> {
         let index = u32::try_from(index)
             .map_err(|_| ImageFileError::Decode("too many strips or tiles".into()))?;
+        let layout = self
+            .decoder
+            .image_chunk_buffer_layout(index)
+            .map_err(tiff_error)?;
+        let row = rect.width * samples * self.sample_size;
+        let stride = layout.row_stride.map_or(row, |s| s.get());
+        let needed = stride * rect.height.saturating_sub(1) + row;
+        if stride < row || layout.len < needed {
+            return Err(ImageFileError::Decode(format!(
+                "strip or tile {index} does not hold its {} x {} pixels",
+                rect.width, rect.height
+            )));
+        }
+        self.scratch.resize(layout.len, 0);
         self.decoder
             .read_chunk_bytes(index, &mut self.scratch)
-            .map_err(tiff_error)
+            .map_err(tiff_error)?;
+        Ok(stride)
     }
 
-    /// Copy the decoded strip or tile in the scratch buffer (pixels of `samples`
-    /// interleaved samples covering `rect` of the band) into the band's planes: `out[k]`
-    /// gets sample `picks[k]`.
-    fn place(&self, rect: Rect, samples: usize, picks: &[usize], out: &mut [Vec<u8>]) {
+    /// Copy the decoded strip or tile in the scratch buffer (rows `stride` bytes apart, of
+    /// pixels of `samples` interleaved samples, covering `rect` of the band) into the
+    /// band's planes: `out[k]` gets sample `picks[k]`.
+    fn place(
+        &self,
+        rect: Rect,
+        stride: usize,
+        samples: usize,
+        picks: &[usize],
+        out: &mut [Vec<u8>],
+    ) {
         let size = self.sample_size;
-        let src_row = rect.width * samples * size;
-        for (y, pixels) in self.scratch.chunks_exact(src_row).enumerate() {
+        let row = rect.width * samples * size;
+        for y in 0..rect.height {
+            let pixels = &self.scratch[y * stride..][..row];
             let at = ((rect.top + y) * self.info.width + rect.left) * size;
             let mut planes: Vec<&mut [u8]> = out
                 .iter_mut()
@@ -192,12 +227,12 @@ impl Source for TiffSource {
                 if self.planar {
                     // One plane per sample: decode only the wanted ones.
                     for (k, &p) in wanted.iter().enumerate() {
-                        self.decode(p * self.chunks_per_plane + unit, rect, 1)?;
-                        self.place(rect, 1, &[0], std::slice::from_mut(&mut out[k]));
+                        let stride = self.decode(p * self.chunks_per_plane + unit, rect, 1)?;
+                        self.place(rect, stride, 1, &[0], std::slice::from_mut(&mut out[k]));
                     }
                 } else {
-                    self.decode(unit, rect, self.samples)?;
-                    self.place(rect, self.samples, wanted, out);
+                    let stride = self.decode(unit, rect, self.samples)?;
+                    self.place(rect, stride, self.samples, wanted, out);
                 }
             }
         }
