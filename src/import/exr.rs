@@ -10,7 +10,6 @@ use std::io::{BufReader, Seek, SeekFrom};
 use std::ops::Range;
 
 use exr::block::UncompressedBlock;
-use exr::block::chunk::Chunk;
 use exr::block::reader::ChunksReader;
 use exr::compression::Compression;
 use exr::math::Vec2;
@@ -186,10 +185,10 @@ impl ExrSource {
             })
             .map_err(exr_error)?;
         let meta = chunks.meta_data().clone();
-        let compressed: Vec<Chunk> = chunks.collect::<Result<_, _>>().map_err(exr_error)?;
-        compressed
-            .into_par_iter()
-            .map(|chunk| UncompressedBlock::decompress_chunk(chunk, &meta, false))
+        // Reading (in file order, one thread at a time) overlaps with decompressing.
+        chunks
+            .par_bridge()
+            .map(|chunk| UncompressedBlock::decompress_chunk(chunk?, &meta, false))
             .collect::<Result<_, _>>()
             .map_err(exr_error)
     }
