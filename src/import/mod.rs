@@ -30,7 +30,7 @@ use crate::geometry::MAX_CHUNK_BYTES;
 use crate::image::Image;
 use crate::sample::{Dtype, Sample};
 use pipeline::{Plan, PostProcess};
-use source::SourceInfo;
+use source::{Source, SourceInfo};
 
 /// `Err(TooLarge)` when a scanline of a channel of `dtype` would not fit one chunk or the
 /// channel's size overflows.
@@ -53,11 +53,25 @@ fn check_importable(info: &SourceInfo, dtype: Dtype) -> error::FileResult {
 
 /// Import `path` as `options` say, calling `post` on every chunk before it is stored.
 fn import(path: &Path, options: &ReadOptions, post: &mut PostProcess<'_>) -> Result<AnyImage> {
+    import_from(
+        &mut *source::open(path, options.subimage)?,
+        path,
+        options,
+        post,
+    )
+}
+
+/// Import from `source`, the reader of `path`'s subimage, as `options` say.
+fn import_from(
+    source: &mut dyn Source,
+    path: &Path,
+    options: &ReadOptions,
+    post: &mut PostProcess<'_>,
+) -> Result<AnyImage> {
     let in_file = |kind| Error::ImageFile {
         path: path.to_path_buf(),
         kind,
     };
-    let mut source = source::open(path, options.subimage)?;
     let info = source.info().clone();
     let names: Vec<String> = info.channels.iter().map(|c| c.name.clone()).collect();
     let plan = Plan::new(order::select(&names, &options.channels).map_err(in_file)?);
@@ -91,15 +105,7 @@ fn import(path: &Path, options: &ReadOptions, post: &mut PostProcess<'_>) -> Res
         let descs = &snapshot.catalog.channels;
         let mut txn = image.store.begin()?;
         txn.set_metadata(metadata::image_metadata(path, options.subimage, &info));
-        pipeline::stream(
-            &mut *source,
-            path,
-            &plan,
-            descs,
-            &mut txn,
-            post,
-            image.threads(),
-        )?;
+        pipeline::stream(source, path, &plan, descs, &mut txn, post, image.threads())?;
         txn.commit()?;
     }
     image.store.finish_create(temp)?;
@@ -110,6 +116,9 @@ fn import(path: &Path, options: &ReadOptions, post: &mut PostProcess<'_>) -> Res
 fn keep(_: ImportedChunk<'_>) -> Result {
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
 
 impl AnyImage {
     /// Import an image file — OpenEXR, TIFF, PNG or JPEG, recognised by its first bytes —
