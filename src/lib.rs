@@ -45,6 +45,7 @@
 //! | `update_nthreads(n, block)` | [`AnyChannel::set_threads`] (never changes the block size; 0 is an error) |
 //! | iterating `chunk_span`s with `x(i)`, `y(i)` | [`Channel::update_chunks`], [`Channel::for_each_chunk`] with [`ChunkMut::rows_mut`], [`ChunkMut::iter_mut_xy`] |
 //! | `image<T>` (channels, names, metadata) | [`Image`]; [`AnyImage`] for channels of different types |
+//! | `image<T>::read(path, [postprocess,] subimage, channels…)` (through OpenImageIO) | [`Image::read`], [`AnyImage::read`] (each channel's own type), [`AnyImage::read_with`] (post-process), with [`ReadOptions`]: OpenEXR, TIFF, PNG, JPEG |
 //! | — | [`Channel::read_region`], [`Channel::write_region`]; `ndarray` views with the `ndarray` feature |
 //! | — | files: `create`/`open`/`open_read_only`, [`AnyChannel::refresh`], [`AnyChannel::sync`], [`AnyChannel::save_as`], [`AnyChannel::stats`], [`Channel::batch`] |
 //!
