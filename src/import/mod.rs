@@ -17,6 +17,7 @@ mod pipeline;
 mod png;
 mod source;
 mod tiff;
+mod tiff_chunks;
 mod tiff_tags;
 
 use std::path::Path;
@@ -131,10 +132,13 @@ impl AnyImage {
     ///   channels keep their type. Parts are subimages; mip- and rip-mapped parts give
     ///   level 0. The image is the data window. Deep data and subsampled channels are
     ///   refused.
-    /// - **TIFF** (`tiff` crate): 8-, 16-, 32- and 64-bit unsigned, signed and float
-    ///   samples (`u8`…`f64`, `f16`), strips and tiles, chunky and planar, uncompressed,
-    ///   LZW, Deflate, PackBits and ZSTD, with horizontal or floating-point predictor,
-    ///   classic and BigTIFF. Pages are subimages.
+    /// - **TIFF** (`tiff` crate): 8-, 16- and 32-bit unsigned and signed integer and 16-,
+    ///   32- and 64-bit float samples, gray of 1, 2 or 4 bits (scaled to the full `u8`
+    ///   range), gray and RGB with any extra samples, white-is-zero gray (inverted;
+    ///   OpenImageIO inverts it only up to 8 bits), strips and tiles, chunky and planar, uncompressed, LZW, Deflate,
+    ///   PackBits and ZSTD, with horizontal or floating-point predictor, classic and
+    ///   BigTIFF; strips and tiles are decoded in parallel. Pages are subimages. Palette,
+    ///   CMYK and YCbCr images are refused.
     /// - **PNG** (`png` crate): every colour type and bit depth; palettes and `tRNS`
     ///   transparency become RGB(A), gray below 8 bits is scaled to the full `u8` range,
     ///   16-bit samples are `u16`.

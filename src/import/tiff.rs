@@ -1,55 +1,62 @@
-//! TIFF files through the `tiff` crate, one strip or tile at a time.
+//! TIFF files through the `tiff` crate, strips or tiles decoded in parallel.
 //!
-//! A band is a whole number of strip (or tile) rows; each strip or tile is decoded into a
-//! scratch buffer and its rows copied into the band. A strip is decoded whole, so a file
-//! written as a single strip (common for uncompressed files) is held whole.
+//! A band is a whole number of strip (or tile) rows. Its strips or tiles are shared out
+//! among a few decoders, each reading the file at its own position, and their rows copied
+//! into the band. A strip is decoded whole, so a file written as a single strip (common for
+//! uncompressed files) is held whole; one above 1 GiB is refused.
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::BufReader;
 use std::ops::Range;
+use std::sync::Arc;
 
-use tiff::decoder::{ChunkType, Decoder, Limits};
+use rayon::prelude::*;
+use tiff::decoder::ChunkType;
 use tiff::tags::Tag;
 
 use super::error::{FileResult, ImageFileError};
 use super::source::{Source, SourceChannel, SourceInfo, deinterleave, whole_blocks};
+use super::tiff_chunks::{
+    ChunkSpot, MAX_CHUNK_BYTES, SampleLayout, TiffDecoder, decode_chunk, open_decoder,
+};
 use super::tiff_tags::{
     channel_names, compression, page_metadata, sample_dtype, tag_numbers, tiff_error,
 };
 
 /// Most pages counted in a file.
 const MAX_PAGES: usize = 1 << 16;
-/// Largest decoded strip or tile, and largest compressed one: a larger one is refused as
-/// too large (the decoder holds a strip or tile whole).
-const MAX_CHUNK_BYTES: usize = 1 << 30;
-
-/// Where a strip or tile lies in a band, in pixels.
-#[derive(Debug, Clone, Copy)]
-struct Rect {
-    left: usize,
-    top: usize,
-    width: usize,
-    height: usize,
-}
+/// Most decoders working on one file.
+const MAX_DECODERS: usize = 8;
 
 /// A page of a TIFF file.
 pub(crate) struct TiffSource {
-    decoder: Decoder<BufReader<File>>,
+    /// Decoders at the page, one per thread that decodes.
+    decoders: Vec<TiffDecoder>,
     info: SourceInfo,
+    /// Samples per pixel in the file.
     samples: usize,
-    sample_size: usize,
     planar: bool,
+    /// How a strip or tile stores its samples.
+    layout: SampleLayout,
     /// Width and height of a strip or tile.
     chunk: (usize, usize),
     /// Strips or tiles in a row, and in a plane.
     chunks_across: usize,
     chunks_per_plane: usize,
-    scratch: Vec<u8>,
+}
+
+/// A strip or tile to decode for a band: where it goes, and which samples it holds.
+struct Job {
+    spot: ChunkSpot,
+    /// Its first column, and its first row in the band.
+    left: usize,
+    top: usize,
+    /// For a plane of a planar file, the band buffer it fills.
+    plane: Option<usize>,
 }
 
 /// The number of pages (image directories) of the file.
-fn count_pages(decoder: &mut Decoder<BufReader<File>>) -> FileResult<usize> {
+fn count_pages(decoder: &mut TiffDecoder) -> FileResult<usize> {
     let mut seen = HashSet::new();
     let mut next = decoder.ifd_pointer();
     while let Some(pointer) = next.filter(|p| seen.len() < MAX_PAGES && seen.insert(p.0)) {
@@ -58,17 +65,22 @@ fn count_pages(decoder: &mut Decoder<BufReader<File>>) -> FileResult<usize> {
     Ok(seen.len())
 }
 
+/// Whether the page is gray (else RGB): photometric interpretation 0 (white is zero, which
+/// the decoder inverts, as OpenImageIO does) or 1, else 2.
+fn is_gray(decoder: &mut TiffDecoder) -> FileResult<bool> {
+    match tag_numbers(decoder, Tag::PhotometricInterpretation)?.first() {
+        Some(0 | 1) => Ok(true),
+        Some(2) => Ok(false),
+        other => Err(ImageFileError::Unsupported(format!(
+            "photometric interpretation {other:?} (gray and RGB are supported)"
+        ))),
+    }
+}
+
 impl TiffSource {
     pub(crate) fn open(file: File, page: usize) -> FileResult<TiffSource> {
-        let limits = {
-            let mut l = Limits::default();
-            l.decoding_buffer_size = MAX_CHUNK_BYTES;
-            l.intermediate_buffer_size = MAX_CHUNK_BYTES;
-            l
-        };
-        let mut decoder = Decoder::new(BufReader::new(file))
-            .map_err(tiff_error)?
-            .with_limits(limits);
+        let file = Arc::new(file);
+        let mut decoder = open_decoder(&file)?;
         let count = count_pages(&mut decoder)?;
         if page >= count {
             return Err(ImageFileError::BadSubimage { index: page, count });
@@ -79,40 +91,32 @@ impl TiffSource {
             .first()
             .copied();
         let compression = compression(code.unwrap_or(1))?;
-        let photometric = tag_numbers(&mut decoder, Tag::PhotometricInterpretation)?;
-        let gray = match photometric.first() {
-            Some(1) => true,
-            Some(2) => false,
-            other => {
-                return Err(ImageFileError::Unsupported(format!(
-                    "photometric interpretation {other:?} (gray and RGB are supported)"
-                )));
-            }
-        };
-        let color = decoder.colortype().map_err(tiff_error)?;
+        let gray = is_gray(&mut decoder)?;
+        let bits = usize::from(decoder.colortype().map_err(tiff_error)?.bit_depth());
         let formats = tag_numbers(&mut decoder, Tag::SampleFormat)?;
         if formats.windows(2).any(|w| w[0] != w[1]) {
             return Err(ImageFileError::Unsupported("mixed sample formats".into()));
         }
-        let dtype = sample_dtype(formats.first().copied().unwrap_or(1), color.bit_depth())?;
         // Every sample, extra samples included (the colour type counts alpha only).
         let samples = tag_numbers(&mut decoder, Tag::SamplesPerPixel)?
             .first()
             .map_or(1, |&s| usize::from(s));
+        let dtype = sample_dtype(formats.first().copied().unwrap_or(1), bits, samples)?;
         let extra = tag_numbers(&mut decoder, Tag::ExtraSamples)?;
         let planar = tag_numbers(&mut decoder, Tag::PlanarConfiguration)?.first() == Some(&2);
         let (width, height) = decoder.dimensions().map_err(tiff_error)?;
         let (width, height) = (width as usize, height as usize);
         let (chunk_width, chunk_height) = decoder.chunk_dimensions();
         let chunk = (chunk_width as usize, chunk_height as usize);
-        if chunk.0 == 0 || chunk.1 == 0 {
-            return Err(ImageFileError::Decode("empty strips or tiles".into()));
-        }
-        let chunk_samples = if planar { 1 } else { samples };
+        let layout = SampleLayout {
+            samples: if planar { 1 } else { samples },
+            bits,
+            size: dtype.size(),
+        };
         let chunk_bytes = (chunk.0 as u64)
             .saturating_mul(chunk.1.min(height) as u64)
-            .saturating_mul((chunk_samples * dtype.size()) as u64);
-        if chunk_bytes > MAX_CHUNK_BYTES as u64 {
+            .saturating_mul((layout.samples * layout.size) as u64);
+        if chunk.0 == 0 || chunk.1 == 0 || chunk_bytes > MAX_CHUNK_BYTES as u64 {
             return Err(ImageFileError::TooLarge {
                 width: width as u64,
                 height: height as u64,
@@ -123,8 +127,14 @@ impl TiffSource {
             ChunkType::Tile => width.div_ceil(chunk.0),
         };
         let metadata = page_metadata(&mut decoder, compression, planar)?;
+        let mut decoders = vec![decoder];
+        for _ in 1..rayon::current_num_threads().clamp(1, MAX_DECODERS) {
+            let mut more = open_decoder(&file)?;
+            more.seek_to_image(page).map_err(tiff_error)?;
+            decoders.push(more);
+        }
         Ok(TiffSource {
-            decoder,
+            decoders,
             info: SourceInfo {
                 format: "tiff",
                 width,
@@ -137,59 +147,64 @@ impl TiffSource {
                 metadata,
             },
             samples,
-            sample_size: dtype.size(),
             planar,
+            layout,
             chunk,
             chunks_across,
             chunks_per_plane: chunks_across * height.div_ceil(chunk.1),
-            scratch: Vec::new(),
         })
     }
 
-    /// Decode strip or tile `index` (covering `rect`, pixels of `samples` samples) into
-    /// the scratch buffer; returns the distance between its rows in bytes.
-    fn decode(&mut self, index: usize, rect: Rect, samples: usize) -> FileResult<usize> {
-        let index = u32::try_from(index)
-            .map_err(|_| ImageFileError::Decode("too many strips or tiles".into()))?;
-        let layout = self
-            .decoder
-            .image_chunk_buffer_layout(index)
-            .map_err(tiff_error)?;
-        let row = rect.width * samples * self.sample_size;
-        let stride = layout.row_stride.map_or(row, |s| s.get());
-        let needed = stride * rect.height.saturating_sub(1) + row;
-        if stride < row || layout.len < needed {
-            return Err(ImageFileError::Decode(format!(
-                "strip or tile {index} does not hold its {} x {} pixels",
-                rect.width, rect.height
-            )));
+    /// The strips or tiles holding `rows` of the wanted channels (presented positions).
+    fn jobs(&self, rows: &Range<usize>, wanted: &[usize]) -> Vec<Job> {
+        let (chunk_width, chunk_height) = self.chunk;
+        let mut jobs = Vec::new();
+        for chunk_row in rows.start / chunk_height..rows.end.div_ceil(chunk_height) {
+            let top = chunk_row * chunk_height;
+            for across in 0..self.chunks_across {
+                let left = across * chunk_width;
+                let unit = chunk_row * self.chunks_across + across;
+                let job = |index, plane| Job {
+                    spot: ChunkSpot {
+                        index,
+                        stored_width: chunk_width,
+                        width: chunk_width.min(self.info.width - left),
+                        height: chunk_height.min(self.info.height - top),
+                    },
+                    left,
+                    top: top - rows.start,
+                    plane,
+                };
+                if self.planar {
+                    // One plane per sample: only the wanted ones.
+                    jobs.extend(
+                        wanted
+                            .iter()
+                            .enumerate()
+                            .map(|(k, &p)| job(p * self.chunks_per_plane + unit, Some(k))),
+                    );
+                } else {
+                    jobs.push(job(unit, None));
+                }
+            }
         }
-        self.scratch.resize(layout.len, 0);
-        self.decoder
-            .read_chunk_bytes(index, &mut self.scratch)
-            .map_err(tiff_error)?;
-        Ok(stride)
+        jobs
     }
 
-    /// Copy the decoded strip or tile in the scratch buffer (rows `stride` bytes apart, of
-    /// pixels of `samples` interleaved samples, covering `rect` of the band) into the
-    /// band's planes: `out[k]` gets sample `picks[k]`.
-    fn place(
-        &self,
-        rect: Rect,
-        stride: usize,
-        samples: usize,
-        picks: &[usize],
-        out: &mut [Vec<u8>],
-    ) {
-        let size = self.sample_size;
-        let row = rect.width * samples * size;
-        for y in 0..rect.height {
-            let pixels = &self.scratch[y * stride..][..row];
-            let at = ((rect.top + y) * self.info.width + rect.left) * size;
+    /// Copy `pixels`, the decoded strip or tile of `job`, into the band buffers `out`
+    /// (`out[k]` gets sample `wanted[k]`).
+    fn place(&self, job: &Job, pixels: &[u8], wanted: &[usize], out: &mut [Vec<u8>]) {
+        let size = self.layout.size;
+        let (samples, picks, out) = match job.plane {
+            Some(k) => (1, &[0][..], std::slice::from_mut(&mut out[k])),
+            None => (self.samples, wanted, out),
+        };
+        let row = job.spot.width * samples * size;
+        for (y, pixels) in pixels.chunks_exact(row).enumerate() {
+            let at = ((job.top + y) * self.info.width + job.left) * size;
             let mut planes: Vec<&mut [u8]> = out
                 .iter_mut()
-                .map(|o| &mut o[at..][..rect.width * size])
+                .map(|o| &mut o[at..][..job.spot.width * size])
                 .collect();
             deinterleave(pixels, samples, size, picks, &mut planes);
         }
@@ -211,30 +226,23 @@ impl Source for TiffSource {
         wanted: &[usize],
         out: &mut [Vec<u8>],
     ) -> FileResult {
-        let (chunk_width, chunk_height) = self.chunk;
-        for chunk_row in rows.start / chunk_height..rows.end.div_ceil(chunk_height) {
-            let top = chunk_row * chunk_height;
-            let h = chunk_height.min(self.info.height - top);
-            for across in 0..self.chunks_across {
-                let left = across * chunk_width;
-                let rect = Rect {
-                    left,
-                    top: top - rows.start,
-                    width: chunk_width.min(self.info.width - left),
-                    height: h,
-                };
-                let unit = chunk_row * self.chunks_across + across;
-                if self.planar {
-                    // One plane per sample: decode only the wanted ones.
-                    for (k, &p) in wanted.iter().enumerate() {
-                        let stride = self.decode(p * self.chunks_per_plane + unit, rect, 1)?;
-                        self.place(rect, stride, 1, &[0], std::slice::from_mut(&mut out[k]));
-                    }
-                } else {
-                    let stride = self.decode(unit, rect, self.samples)?;
-                    self.place(rect, stride, self.samples, wanted, out);
-                }
-            }
+        let jobs = self.jobs(&rows, wanted);
+        let layout = self.layout;
+        let workers = self.decoders.len();
+        // Decoder d takes jobs d, d + workers, …
+        let decoded: Vec<Vec<(usize, Vec<u8>)>> = self
+            .decoders
+            .par_iter_mut()
+            .enumerate()
+            .map(|(d, decoder)| {
+                (d..jobs.len())
+                    .step_by(workers)
+                    .map(|j| Ok((j, decode_chunk(decoder, jobs[j].spot, layout)?)))
+                    .collect::<FileResult<Vec<_>>>()
+            })
+            .collect::<FileResult<_>>()?;
+        for (j, pixels) in decoded.into_iter().flatten() {
+            self.place(&jobs[j], &pixels, wanted, out);
         }
         Ok(())
     }

@@ -74,9 +74,11 @@ pub(crate) fn compression(code: u16) -> FileResult<&'static str> {
     Err(ImageFileError::UnsupportedCompression(name))
 }
 
-/// The element type of samples of `bits` bits in SampleFormat `format`.
-pub(crate) fn sample_dtype(format: u16, bits: u8) -> FileResult<Dtype> {
+/// The element type of samples of `bits` bits in SampleFormat `format`, `samples` per
+/// pixel: gray below 8 bits is imported as `u8` (scaled to the full range).
+pub(crate) fn sample_dtype(format: u16, bits: usize, samples: usize) -> FileResult<Dtype> {
     Ok(match (format, bits) {
+        (1, 1 | 2 | 4) if samples == 1 => Dtype::U8,
         (1, 8) => Dtype::U8,
         (1, 16) => Dtype::U16,
         (1, 32) => Dtype::U32,

@@ -362,6 +362,26 @@ def make_tiff():
               expect={"XResolution": 300.0, "YResolution": 300.0, "ResolutionUnit": "in",
                         "ImageDescription": "hello"})
 
+    # Gray below 8 bits and white-is-zero gray: tifffile reads the stored numbers;
+    # OpenImageIO (and the import) scale them to 0..255 and invert white-is-zero.
+    for bits in (1, 2, 4):
+        file = f"tiff-gray{bits}.tif"
+        levels = RNG.integers(0, 2**bits, (H, W), dtype=np.uint8)
+        tifffile.imwrite(str(OUT / file), levels, photometric="minisblack", bitspersample=bits,
+                         rowsperstrip=9)
+        stored = tifffile.imread(str(OUT / file)).astype(np.uint16)
+        expected = (stored * 255 // (2**bits - 1)).astype(np.uint8)
+        assert np.array_equal(expected, oiio_read(OUT / file, 0, "uint8")[:, :, 0])
+        case(f"tiff-gray{bits}", file, {"Y": expected}, oiio_names(OUT / file))
+    # (OpenImageIO inverts white-is-zero only up to 8 bits; the import inverts every
+    # unsigned integer type, as the TIFF specification means it.)
+    file = "tiff-miniswhite.tif"
+    tifffile.imwrite(str(OUT / file), scaled(H, W, np.uint8), photometric="miniswhite",
+                     compression="lzw", tile=(16, 16))
+    expected = 255 - tifffile.imread(str(OUT / file))
+    assert np.array_equal(expected, oiio_read(OUT / file, 0, "uint8")[:, :, 0])
+    case("tiff-miniswhite", file, {"Y": expected}, oiio_names(OUT / file))
+
     # Three pages of different sizes and types.
     file = "tiff-pages.tif"
     pages = [scaled(H, W, np.uint8), scaled(20, 30, np.float32, 3), scaled(9, 7, np.uint16)]
