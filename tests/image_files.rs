@@ -20,6 +20,7 @@ use std::sync::OnceLock;
 use compressed_image::{AnyImage, Dtype, Error, Image, ImageFileError, ReadOptions, Settings, f16};
 use serde_json::Value;
 
+mod common;
 #[path = "common/python.rs"]
 mod python_env;
 
@@ -464,4 +465,43 @@ fn a_missing_file_is_a_file_error() {
         matches!(&err, Error::File { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
         "{err}"
     );
+}
+
+#[test]
+fn files_with_random_bytes_changed_give_an_image_or_a_typed_error_never_a_panic() {
+    let mut rng = common::rng::Rng::new(20261202);
+    let dir = tempfile::tempdir().unwrap();
+    let damaged = dir.path().join("damaged");
+    let mut errors = 0;
+    for name in [
+        "exr-scanline-zip",
+        "exr-tiled-piz",
+        "exr-part1",
+        "tiff-u16-rgb-lzw-predictor",
+        "tiff-five-samples-tiled-planar",
+        "png-palette-trns",
+        "png-interlaced",
+        "jpeg-progressive",
+    ] {
+        let case = manifest()
+            .iter()
+            .find(|c| text(&c["case"]).starts_with(name))
+            .unwrap_or_else(|| panic!("no case {name}"));
+        let pristine = fs::read(path_of(case)).unwrap();
+        for _ in 0..40 {
+            let mut bytes = pristine.clone();
+            for _ in 0..1 + rng.below(4) {
+                let at = rng.below(bytes.len());
+                bytes[at] = rng.next() as u8;
+            }
+            fs::write(&damaged, &bytes).unwrap();
+            match AnyImage::read(&damaged, &options(case)) {
+                // Damage to pixels of an uncompressed or lossy stream can go unnoticed.
+                Ok(_) => {}
+                Err(Error::ImageFile { .. }) => errors += 1,
+                Err(other) => panic!("{name}: not an image file error: {other}"),
+            }
+        }
+    }
+    assert!(errors > 0, "no damage was detected");
 }

@@ -106,7 +106,13 @@ pub(crate) fn stream(
     while next_row < height || !ready.is_empty() {
         let rows = next_row..(next_row + band_rows).min(height);
         for (band, dtype) in bands.iter_mut().zip(&src_dtypes) {
-            band.resize(rows.len() * width * dtype.size(), 0);
+            let len = rows.len() * width * dtype.size();
+            if band.len() >= len {
+                band.truncate(len);
+            } else {
+                // Zeroed memory is mapped lazily: a file that fails early never touches it.
+                *band = vec![0; len];
+            }
         }
         let (decoded, compressed) = rayon::join(
             || {
