@@ -175,7 +175,8 @@ def make_exr():
         header = {"compression": compression, "type": OpenEXR.tiledimage, "tiles": tiles}
         OpenEXR.File(header, exr_channels(H, W)).write(str(OUT / file))
         case(f"exr-tiled-{cname}", file, exr_read(OUT / file), oiio_names(OUT / file),
-             metadata={"compression": cname})
+             metadata={"compression": cname, "type": "tiledimage", "tiles": {
+                 "xSize": 16, "ySize": 8, "mode": "ONE_LEVEL", "roundingMode": "ROUND_DOWN"}})
 
     # Data window away from the origin, a display window, attributes, decreasing lines.
     file = "exr-windows.exr"
@@ -201,6 +202,8 @@ def make_exr():
         "myInt": 7,
         "pixelAspectRatio": 2.0,
         "lineOrder": "decreasingY",
+        "type": "scanlineimage",
+        "screenWindowCenter": [0.0, 0.0],
     }, conversions=[("uint8", "uint8"), ("uint16", "uint16")])
 
     # Layers: OpenImageIO's channel order differs from OpenEXR's sorted one.
