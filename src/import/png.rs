@@ -184,10 +184,11 @@ impl Source for PngSource {
         let interlaced = self.reader.info().interlaced;
         for (i, y) in rows.enumerate() {
             let row = if interlaced {
-                &self.whole_image()?[y * row_len..][..row_len]
+                self.whole_image()?.get(y * row_len..(y + 1) * row_len)
             } else {
-                self.next_row()?
+                self.next_row()?.get(..row_len)
             };
+            let row = row.ok_or_else(|| ImageFileError::Decode("a row is too short".into()))?;
             let mut planes: Vec<&mut [u8]> = out
                 .iter_mut()
                 .map(|o| &mut o[i * plane_row..][..plane_row])
