@@ -452,6 +452,12 @@ def gray_png(pixels, bits, interlaced=False):
             + png_chunk(b"IDAT", zlib.compress(raw)) + png_chunk(b"IEND", b""))
 
 
+def trns16(path, key):
+    """16-bit gray with a tRNS key as gray and alpha (Pillow reads no alpha for it)."""
+    gray = np.asarray(Image.open(path)).astype(np.uint16)
+    return np.stack([gray, np.where(gray == key, 0, 65535).astype(np.uint16)], axis=2)
+
+
 def png_case(name, write, names_expected, read=None, metadata=None, conversions=()):
     file = f"{name}.png"
     write(OUT / file)
@@ -493,6 +499,16 @@ def make_png():
              read=lambda p: np.asarray(Image.open(p).convert("RGB")))
     png_case("png-palette-trns", lambda p: palette(p, True), ["R", "G", "B", "A"],
              read=lambda p: np.asarray(Image.open(p).convert("RGBA")))
+    def palette4(path):
+        im = Image.fromarray(RNG.integers(0, 16, (H, W), dtype=np.uint8), "P")
+        im.putpalette(list(RNG.integers(0, 256, 48, dtype=np.uint8)))
+        im.save(path, bits=4)
+
+    png_case("png-palette-4bit", palette4, ["R", "G", "B"],
+             read=lambda p: np.asarray(Image.open(p).convert("RGB")))
+    png_case("png-gray16-trns",
+             lambda p: Image.fromarray(scaled(H, W, np.uint16) // 16).save(p, transparency=100),
+             ["Y", "A"], read=lambda p: trns16(p, 100))
     png_case("png-gray-trns", lambda p: Image.fromarray(gray).save(p, transparency=int(gray[0, 0])),
              ["Y", "A"], read=lambda p: np.asarray(Image.open(p).convert("LA")))
     png_case("png-rgb-trns", lambda p: Image.fromarray(scaled(H, W, np.uint8, 3)).save(p, transparency=(1, 2, 3)),
