@@ -69,7 +69,7 @@
 //! - [`AnyImage::read`] decodes OpenEXR, TIFF, PNG and JPEG itself, where the original goes
 //!   through OpenImageIO: pixels are stored as the file holds them (OpenImageIO premultiplies
 //!   unassociated alpha by default), OpenEXR attributes keep their OpenEXR names, and
-//!   luminance/chroma OpenEXR, palette, CMYK and YCbCr TIFF files are refused with a typed
+//!   luminance/chroma OpenEXR, palette and CMYK TIFF files are refused with a typed
 //!   error; channel order, names and conversions follow OpenImageIO.
 //!
 //! # Durability and processes

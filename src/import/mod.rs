@@ -136,9 +136,10 @@ impl AnyImage {
     ///   32- and 64-bit float samples, gray of 1, 2 or 4 bits (scaled to the full `u8`
     ///   range), gray and RGB with any extra samples, white-is-zero gray (inverted;
     ///   OpenImageIO inverts it only up to 8 bits), strips and tiles, chunky and planar, uncompressed, LZW, Deflate,
-    ///   PackBits and ZSTD, with horizontal or floating-point predictor, classic and
-    ///   BigTIFF; strips and tiles are decoded in parallel. Pages are subimages. Palette,
-    ///   CMYK and YCbCr images are refused.
+    ///   PackBits, ZSTD and JPEG (YCbCr turned into RGB), with horizontal or
+    ///   floating-point predictor, classic and BigTIFF; strips and tiles are decoded in
+    ///   parallel. Pages are subimages. Palette and CMYK images, and YCbCr other than in
+    ///   JPEG, are refused.
     /// - **PNG** (`png` crate): every colour type and bit depth; palettes and `tRNS`
     ///   transparency become RGB(A), gray below 8 bits is scaled to the full `u8` range,
     ///   16-bit samples are `u16`.

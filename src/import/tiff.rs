@@ -66,11 +66,13 @@ fn count_pages(decoder: &mut TiffDecoder) -> FileResult<usize> {
 }
 
 /// Whether the page is gray (else RGB): photometric interpretation 0 (white is zero, which
-/// the decoder inverts, as OpenImageIO does) or 1, else 2.
-fn is_gray(decoder: &mut TiffDecoder) -> FileResult<bool> {
+/// the decoder inverts) or 1, else 2, or YCbCr inside JPEG-compressed strips or tiles
+/// (which the JPEG decoder turns into RGB).
+fn is_gray(decoder: &mut TiffDecoder, compression: &str) -> FileResult<bool> {
     match tag_numbers(decoder, Tag::PhotometricInterpretation)?.first() {
         Some(0 | 1) => Ok(true),
         Some(2) => Ok(false),
+        Some(6) if compression == "jpeg" => Ok(false),
         other => Err(ImageFileError::Unsupported(format!(
             "photometric interpretation {other:?} (gray and RGB are supported)"
         ))),
@@ -91,7 +93,8 @@ impl TiffSource {
             .first()
             .copied();
         let compression = compression(code.unwrap_or(1))?;
-        let gray = is_gray(&mut decoder)?;
+        let gray = is_gray(&mut decoder, compression)?;
+        let ycbcr = tag_numbers(&mut decoder, Tag::PhotometricInterpretation)?.first() == Some(&6);
         let bits = usize::from(decoder.colortype().map_err(tiff_error)?.bit_depth());
         let formats = tag_numbers(&mut decoder, Tag::SampleFormat)?;
         if formats.windows(2).any(|w| w[0] != w[1]) {
@@ -108,10 +111,16 @@ impl TiffSource {
         let (width, height) = (width as usize, height as usize);
         let (chunk_width, chunk_height) = decoder.chunk_dimensions();
         let chunk = (chunk_width as usize, chunk_height as usize);
+        if ycbcr && (planar || samples != 3 || bits != 8) {
+            return Err(ImageFileError::Unsupported(
+                "YCbCr other than 8-bit chunky JPEG".into(),
+            ));
+        }
         let layout = SampleLayout {
             samples: if planar { 1 } else { samples },
             bits,
             size: dtype.size(),
+            ycbcr,
         };
         let chunk_bytes = (chunk.0 as u64)
             .saturating_mul(chunk.1.min(height) as u64)

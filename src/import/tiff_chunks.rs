@@ -73,6 +73,8 @@ pub(crate) struct SampleLayout {
     pub bits: usize,
     /// Bytes per imported sample.
     pub size: usize,
+    /// The samples are JPEG-compressed Y, Cb, Cr (8 bits), to be turned into R, G, B.
+    pub ycbcr: bool,
 }
 
 /// A strip or tile: its index among the page's chunks, its width as stored (padding
@@ -113,12 +115,29 @@ pub(crate) fn decode_chunk(
         )));
     }
     let rows = bytes.chunks(stride).take(spot.height);
-    Ok(if layout.bits < 8 {
+    let mut pixels: Vec<u8> = if layout.bits < 8 {
         rows.flat_map(|row| unpack(row, spot.width, layout.bits))
             .collect()
     } else {
         rows.flat_map(|row| &row[..packed_row]).copied().collect()
-    })
+    };
+    if layout.ycbcr {
+        pixels.chunks_exact_mut(3).for_each(ycbcr_to_rgb);
+    }
+    Ok(pixels)
+}
+
+/// Turn a JPEG (JFIF) Y, Cb, Cr pixel into R, G, B, as a JPEG decoder does.
+fn ycbcr_to_rgb(pixel: &mut [u8]) {
+    let (y, cb, cr) = (
+        f32::from(pixel[0]),
+        f32::from(pixel[1]) - 128.0,
+        f32::from(pixel[2]) - 128.0,
+    );
+    let channel = |v: f32| v.round().clamp(0.0, 255.0) as u8;
+    pixel[0] = channel(y + 1.402 * cr);
+    pixel[1] = channel(y - 0.344_136 * cb - 0.714_136 * cr);
+    pixel[2] = channel(y + 1.772 * cb);
 }
 
 /// The first `width` samples of `bits` bits (most significant first) of `row`, scaled to
@@ -145,6 +164,16 @@ mod tests {
         assert_eq!(two, [0, 85, 170, 255]);
         let four: Vec<u8> = unpack(&[0x0f, 0x70], 3, 4).collect();
         assert_eq!(four, [0, 255, 119]);
+    }
+
+    #[test]
+    fn ycbcr_turns_into_rgb_as_jfif_defines_it() {
+        let mut gray = [77, 128, 128];
+        ycbcr_to_rgb(&mut gray);
+        assert_eq!(gray, [77, 77, 77]);
+        let mut red = [76, 85, 255]; // pure red, as a JPEG encoder stores it
+        ycbcr_to_rgb(&mut red);
+        assert_eq!(red, [254, 0, 0]);
     }
 
     #[test]

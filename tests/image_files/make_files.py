@@ -329,6 +329,16 @@ def scaled(h, w, dtype, channels=None):
     return RNG.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
 
 
+def tiff_jpeg_case(name, data, **kwargs):
+    """A JPEG-compressed TIFF (tifffile stores colour as YCbCr): as tifffile decodes it, within
+    the JPEG tolerance."""
+    file = f"{name}.tif"
+    tifffile.imwrite(str(OUT / file), data, compression="jpeg", **kwargs)
+    names = oiio_names(OUT / file)
+    case(name, file, dict(zip(names, tiff_planes(OUT / file))), names, JPEG_TOLERANCE,
+         metadata={"compression": "jpeg"})
+
+
 def make_tiff():
     tiff_case("tiff-u8-gray", scaled(H, W, np.uint8), ["Y"], photometric="minisblack",
               expect={"compression": "none", "Software": "tifffile.py", "source:format": "tiff"},
@@ -384,6 +394,12 @@ def make_tiff():
     expected = 255 - tifffile.imread(str(OUT / file))
     assert np.array_equal(expected, oiio_read(OUT / file, 0, "uint8")[:, :, 0])
     case("tiff-miniswhite", file, {"Y": expected}, oiio_names(OUT / file))
+
+    smooth_rgb = (np.stack([smooth(H, W), smooth(H, W, 0.6), smooth(H, W, -0.5, 0.9)], axis=2)
+                  * 255).astype(np.uint8)
+    tiff_jpeg_case("tiff-jpeg-ycbcr-strips", smooth_rgb, photometric="rgb", rowsperstrip=16)
+    tiff_jpeg_case("tiff-jpeg-ycbcr-tiles", smooth_rgb, photometric="rgb", tile=(16, 32))
+    tiff_jpeg_case("tiff-jpeg-gray", smooth_rgb[:, :, 1], photometric="minisblack", rowsperstrip=8)
 
     # Three pages of different sizes and types.
     file = "tiff-pages.tif"
