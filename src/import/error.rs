@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::path::Path;
 
 /// Why an image file could not be imported: the `kind` of [`Error::ImageFile`](crate::Error::ImageFile).
 /// New kinds may be added in minor releases.
@@ -114,3 +115,11 @@ impl From<io::Error> for ImageFileError {
 
 /// `Result` of the format readers, whose errors the import attaches the path to.
 pub(crate) type FileResult<T = ()> = std::result::Result<T, ImageFileError>;
+
+/// Attaches `path` to a reader's error: `result.map_err(in_file(path))`.
+pub(crate) fn in_file(path: &Path) -> impl Fn(ImageFileError) -> crate::Error + Copy + '_ {
+    move |kind| crate::Error::ImageFile {
+        path: path.to_path_buf(),
+        kind,
+    }
+}

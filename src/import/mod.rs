@@ -69,10 +69,7 @@ fn import_from(
     options: &ReadOptions,
     post: &mut PostProcess<'_>,
 ) -> Result<AnyImage> {
-    let in_file = |kind| Error::ImageFile {
-        path: path.to_path_buf(),
-        kind,
-    };
+    let in_file = error::in_file(path);
     let info = source.info().clone();
     let names: Vec<String> = info.channels.iter().map(|c| c.name.clone()).collect();
     let plan = Plan::new(order::select(&names, &options.channels).map_err(in_file)?);

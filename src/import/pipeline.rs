@@ -9,10 +9,11 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use super::assemble::{ChunkAssembler, FullChunk};
+use super::error::in_file;
 use super::options::ImportedChunk;
 use super::source::{Source, check_held};
 use crate::chunk_codec::{Prepared, prepare_chunk};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::ChannelDesc;
 use crate::sample::Dtype;
 use crate::store::Txn;
@@ -91,10 +92,7 @@ pub(crate) fn stream(
             .checked_mul(d.size())?
             .checked_add(sum)
     });
-    check_held(band_bytes, width, height).map_err(|kind| Error::ImageFile {
-        path: path.to_path_buf(),
-        kind,
-    })?;
+    check_held(band_bytes, width, height).map_err(in_file(path))?;
     let mut assemblers: Vec<ChunkAssembler> = descs
         .iter()
         .enumerate()
@@ -124,10 +122,7 @@ pub(crate) fn stream(
             },
             || compress(&ready, descs, threads),
         );
-        decoded.map_err(|kind| Error::ImageFile {
-            path: path.to_path_buf(),
-            kind,
-        })?;
+        decoded.map_err(in_file(path))?;
         for (chunk, prepared) in ready.iter().zip(&compressed?) {
             txn.put(descs[chunk.channel].id, chunk.index, prepared)?;
         }

@@ -112,10 +112,7 @@ pub(crate) fn detect_file(file: &mut File) -> FileResult<Format> {
 /// Open the subimage `subimage` of the image file `path` for reading.
 pub(crate) fn open(path: &Path, subimage: usize) -> crate::Result<Box<dyn Source>> {
     let mut file = File::open(path).map_err(|e| crate::io::file_error(path, e))?;
-    let in_file = |kind| crate::Error::ImageFile {
-        path: path.to_path_buf(),
-        kind,
-    };
+    let in_file = super::error::in_file(path);
     let format = detect_file(&mut file).map_err(in_file)?;
     let source: Box<dyn Source> = match format {
         Format::OpenExr => Box::new(super::exr::ExrSource::open(file, subimage).map_err(in_file)?),
