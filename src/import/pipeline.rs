@@ -67,6 +67,32 @@ fn compress(chunks: &[FullChunk], descs: &[ChannelDesc], threads: usize) -> Resu
         .collect()
 }
 
+/// Make each band buffer hold `elems` elements of its channel's type.
+fn size_bands(bands: &mut [Vec<u8>], dtypes: &[Dtype], elems: usize) {
+    for (band, dtype) in bands.iter_mut().zip(dtypes) {
+        let len = elems * dtype.size();
+        if band.len() >= len {
+            band.truncate(len);
+        } else {
+            // Zeroed memory is mapped lazily: a file that fails early never touches it.
+            *band = vec![0; len];
+        }
+    }
+}
+
+/// The post-process callback's view of `chunk` of the channel `desc` describes.
+fn imported<'c>(chunk: &'c mut FullChunk, desc: &ChannelDesc, plan: &Plan) -> ImportedChunk<'c> {
+    ImportedChunk {
+        channel: chunk.channel,
+        file_channel: plan.picks[chunk.channel],
+        index: chunk.index,
+        start_row: desc.geometry.chunk_start_row(chunk.index),
+        width: desc.geometry.width(),
+        dtype: desc.dtype,
+        data: chunk.data.bytes_mut(),
+    }
+}
+
 /// Stream every row of `source` into the channels `descs` (one per pick of `plan`, already
 /// in the transaction's catalog), calling `post` on each chunk before it is compressed.
 /// Reader errors name `path`.
@@ -103,15 +129,7 @@ pub(crate) fn stream(
     let mut next_row = 0;
     while next_row < height || !ready.is_empty() {
         let rows = next_row..(next_row + band_rows).min(height);
-        for (band, dtype) in bands.iter_mut().zip(&src_dtypes) {
-            let len = rows.len() * width * dtype.size();
-            if band.len() >= len {
-                band.truncate(len);
-            } else {
-                // Zeroed memory is mapped lazily: a file that fails early never touches it.
-                *band = vec![0; len];
-            }
-        }
+        size_bands(&mut bands, &src_dtypes, rows.len() * width);
         let (decoded, compressed) = rayon::join(
             || {
                 if rows.is_empty() || plan.decoded.is_empty() {
@@ -132,16 +150,7 @@ pub(crate) fn stream(
             assembler.push_rows(&bands[slot], src_dtypes[slot], &mut ready);
         }
         for chunk in &mut ready {
-            let desc = &descs[chunk.channel];
-            post(ImportedChunk {
-                channel: chunk.channel,
-                file_channel: plan.picks[chunk.channel],
-                index: chunk.index,
-                start_row: desc.geometry.chunk_start_row(chunk.index),
-                width,
-                dtype: desc.dtype,
-                data: chunk.data.bytes_mut(),
-            })?;
+            post(imported(chunk, &descs[chunk.channel], plan))?;
         }
         next_row = rows.end;
     }
