@@ -362,6 +362,12 @@ fn a_channel_subset_keeps_the_presented_order() {
         by_index.get_decompressed_bytes().unwrap(),
         [&full_bytes[0], &full_bytes[2], &full_bytes[5]].map(Clone::clone)
     );
+    // A name asked for twice is imported twice, as the original does.
+    let twice =
+        AnyImage::read(path_of(case), &options(case).channel_names(["G", "R", "G"])).unwrap();
+    assert_eq!(twice.channel_names(), ["R", "G", "G"]);
+    let twice_bytes = twice.get_decompressed_bytes().unwrap();
+    assert_eq!(twice_bytes[1], twice_bytes[2]);
     let none = AnyImage::read(
         path_of(case),
         &options(case).channel_names(Vec::<String>::new()),
@@ -504,4 +510,62 @@ fn files_with_random_bytes_changed_give_an_image_or_a_typed_error_never_a_panic(
         }
     }
     assert!(errors > 0, "no damage was detected");
+}
+
+#[test]
+fn an_import_replaces_an_existing_file_only_when_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let destination = dir.path().join("image.cimg");
+    fs::write(&destination, b"old contents").unwrap();
+    let bad = case_named("bad-truncated-png-50");
+    let options = ReadOptions::default().to_file(&destination);
+    assert!(AnyImage::read(path_of(bad), &options).is_err());
+    assert_eq!(fs::read(&destination).unwrap(), b"old contents");
+    let good = case_named("png-rgb");
+    let image = AnyImage::read(path_of(good), &options).unwrap();
+    drop(image);
+    assert_eq!(
+        AnyImage::open_read_only(&destination)
+            .unwrap()
+            .channel_names(),
+        ["R", "G", "B"]
+    );
+}
+
+#[test]
+fn a_typed_import_of_mixed_channels_converts_each() {
+    let case = case_named("exr-scanline-zip");
+    let image = Image::<f16>::read(path_of(case), &options(case)).unwrap();
+    let native = AnyImage::read(path_of(case), &options(case)).unwrap();
+    assert_eq!(
+        native.dtypes(),
+        [
+            Dtype::F16,
+            Dtype::F16,
+            Dtype::F16,
+            Dtype::F16,
+            Dtype::F32,
+            Dtype::U32
+        ]
+    );
+    let halves = image.get_decompressed().unwrap();
+    let native = native.get_decompressed_bytes().unwrap();
+    assert_eq!(f16_values(&native[0]), halves[0], "f16 stays as it is");
+    let depth: Vec<f16> = values(&native[4], Dtype::F32)
+        .iter()
+        .map(|&v| f16::from_f64(v))
+        .collect();
+    assert_eq!(depth, halves[4], "f32 rounds to f16");
+    let ids: Vec<f16> = values(&native[5], Dtype::U32)
+        .iter()
+        .map(|&v| f16::from_f64(v / f64::from(u32::MAX)))
+        .collect();
+    assert_eq!(ids, halves[5], "u32 is normalised");
+}
+
+fn f16_values(bytes: &[u8]) -> Vec<f16> {
+    bytes
+        .chunks_exact(2)
+        .map(|b| f16::from_le_bytes([b[0], b[1]]))
+        .collect()
 }
