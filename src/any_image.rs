@@ -114,6 +114,43 @@ impl AnyImage {
         })
     }
 
+    /// A new image (at `path`, or anonymous: see [`AnonymousBacking`]) with lazy channels of the
+    /// given types and names, all with `settings`, whose first commit is still to be made:
+    /// a named file stays under a temporary name (dropped with the returned `TempPath` if
+    /// the caller fails) until [`Store::finish_create`] gives it its name.
+    pub(crate) fn create_staged(
+        path: Option<&Path>,
+        width: usize,
+        height: usize,
+        channels: &[(Dtype, &str)],
+        settings: &Settings,
+    ) -> Result<(AnyImage, Option<tempfile::TempPath>)> {
+        check_size(width, height, 1)?;
+        let descs = channels
+            .iter()
+            .zip(0u32..)
+            .map(|(&(dtype, name), id)| {
+                let mut desc = new_desc(id, dtype, width, height, 0, settings)?;
+                desc.name = name.to_string();
+                Ok(desc)
+            })
+            .collect::<Result<Vec<ChannelDesc>>>()?;
+        let catalog = Catalog {
+            width,
+            height,
+            next_channel_id: descs.len() as u32,
+            names_present: true,
+            meta: None,
+            channels: descs,
+        };
+        let (store, temp) = Store::create(path, &catalog)?;
+        let image = AnyImage {
+            store: Arc::new(store),
+            threads: ThreadCount::machine(),
+        };
+        Ok((image, temp))
+    }
+
     /// A new, empty anonymous image (in memory; see [`AnonymousBacking`](crate::AnonymousBacking)).
     ///
     /// # Errors

@@ -4,6 +4,7 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+use crate::import::ImageFileError;
 use crate::sample::Dtype;
 
 /// `Result` with this crate's [`Error`] as the default error type.
@@ -118,6 +119,14 @@ pub enum Error {
     /// A [`Progress`](crate::Progress) observer cancelled the operation; what it leaves
     /// behind is said on the method (a cancelled compaction or `save_as` changes no file).
     Cancelled,
+    /// An image file (OpenEXR, TIFF, PNG, JPEG) could not be imported; `kind` says why.
+    /// A failed import leaves no file behind.
+    ImageFile {
+        /// The image file that was being read.
+        path: PathBuf,
+        /// What went wrong.
+        kind: ImageFileError,
+    },
     /// c-blosc2 reported an error.
     Codec {
         /// The C function that failed.
@@ -166,6 +175,8 @@ pub enum Argument {
     RecordLength,
     /// An [`AnonymousBacking`](crate::AnonymousBacking) for a handle that is not anonymous.
     AnonymousBacking,
+    /// An element type that does not fit the operation.
+    Dtype,
 }
 
 impl Argument {
@@ -194,6 +205,7 @@ impl Argument {
             Argument::CodecBuffer => "c-blosc2 buffer",
             Argument::RecordLength => "record length",
             Argument::AnonymousBacking => "anonymous backing",
+            Argument::Dtype => "element type",
         }
     }
 }
@@ -281,6 +293,7 @@ impl fmt::Display for Error {
                 f.write_str("this thread has a batch open on the file; commit or drop it first")
             }
             Error::Cancelled => f.write_str("the operation was cancelled"),
+            Error::ImageFile { path, kind } => write!(f, "{}: {kind}", path.display()),
             Error::Codec { call, code } => write!(f, "c-blosc2 call {call} failed with code {code}"),
         }
     }
@@ -292,6 +305,8 @@ impl std::error::Error for Error {
             Error::Io(e) | Error::File { source: e, .. } | Error::TempFile { source: e, .. } => {
                 Some(e)
             }
+            Error::Io(e) | Error::File { source: e, .. } => Some(e),
+            Error::ImageFile { kind, .. } => Some(kind),
             _ => None,
         }
     }

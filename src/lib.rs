@@ -45,6 +45,7 @@
 //! | `update_nthreads(n, block)` | [`AnyChannel::set_threads`] (never changes the block size; 0 is an error) |
 //! | iterating `chunk_span`s with `x(i)`, `y(i)` | [`Channel::update_chunks`], [`Channel::for_each_chunk`] with [`ChunkMut::rows_mut`], [`ChunkMut::iter_mut_xy`] |
 //! | `image<T>` (channels, names, metadata) | [`Image`]; [`AnyImage`] for channels of different types |
+//! | `image<T>::read(path, [postprocess,] subimage, channels…)` (through OpenImageIO) | [`Image::read`], [`AnyImage::read`] (each channel's own type), [`AnyImage::read_with`] (post-process), with [`ReadOptions`]: OpenEXR, TIFF, PNG, JPEG |
 //! | — | [`Channel::read_region`], [`Channel::write_region`]; `ndarray` views with the `ndarray` feature |
 //! | — | files: `create`/`open`/`open_read_only`, [`AnyChannel::refresh`], [`AnyChannel::sync`], [`AnyChannel::save_as`], [`AnyChannel::stats`], [`Channel::batch`] |
 //! | — | [`Progress`] observers (progress and cancellation) on compaction, `save_as`, `verify`, whole-channel decompression and adding a channel from data: the `*_with_progress` methods |
@@ -66,6 +67,11 @@
 //!   warning; naming a channel in an unnamed image names the others `""` instead of
 //!   dropping the name.
 //! - [`AnyImage::compression_ratio`] is bytes over bytes.
+//! - [`AnyImage::read`] decodes OpenEXR, TIFF, PNG and JPEG itself, where the original goes
+//!   through OpenImageIO: pixels are stored as the file holds them (OpenImageIO premultiplies
+//!   unassociated alpha by default), OpenEXR attributes keep their OpenEXR names, and
+//!   luminance/chroma OpenEXR, palette and CMYK TIFF files are refused with a typed
+//!   error; channel order, names and conversions follow OpenImageIO.
 //!
 //! # Durability and processes
 //!
@@ -138,6 +144,7 @@ mod file_methods;
 mod format;
 mod geometry;
 mod image;
+mod import;
 mod info;
 mod io;
 #[cfg(feature = "ndarray")]
@@ -159,6 +166,7 @@ pub use format::{FORMAT_MAJOR, FORMAT_MINOR};
 pub use geometry::{Geometry, MAX_CHUNK_BYTES};
 pub use half::f16;
 pub use image::Image;
+pub use import::{ChannelSelection, Destination, ImageFileError, ImportedChunk, ReadOptions};
 pub use info::{ChannelInfo, FileInfo, inspect};
 pub use io::Backend;
 #[cfg(feature = "ndarray")]

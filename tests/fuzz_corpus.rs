@@ -73,6 +73,11 @@ fn ops_faults_seeds_never_panic() {
 }
 
 #[test]
+fn import_file_seeds_never_panic() {
+    replay("import_file", harness::import_file);
+}
+
+#[test]
 fn the_golden_files_pass_the_read_harness_unchanged() {
     // Guards the harness itself: a valid file must pass every check, and the mutation
     // target with no edits must leave it valid.

@@ -5,8 +5,13 @@
 //! accounting). Damaged copies must be refused, or fall back to the same older commit, in
 //! both readers.
 //!
-//! The interpreter is found or made as `tests/common/python.rs` says; without one the test
-//! fails with a message saying what to install, it never skips.
+//! The interpreter is `$CIMG_PYTHON` if set; else `<repo>/.venv/bin/python` when that
+//! environment exists and has `blosc2` and `numpy` (the project's test script creates
+//! it); else a virtual environment this test makes once in the target directory
+//! (`python3 -m venv`, then `pip install blosc2 numpy`), guarded by a file lock so that
+//! parallel tests and test processes build it once. Without `python3` (with its `venv`
+//! module) or without access to the Python package index the test fails with a message
+//! saying what to install; it never skips.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -15,14 +20,17 @@ use std::process::Command;
 use compressed_image::{AnyChannel, Error, Image, Sample, f16};
 use serde_json::Value;
 
+#[path = "common/python.rs"]
+mod python_env;
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-#[path = "common/python.rs"]
-mod python;
-
-use python::python;
+/// The interpreter for the reference reader (see `common/python.rs`).
+fn python() -> PathBuf {
+    python_env::python()
+}
 
 /// Run the reference reader on `file`, dumping into `dir`. Returns (success, stderr).
 fn run_reader(file: &Path, dir: &Path) -> (bool, String) {

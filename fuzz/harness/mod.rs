@@ -12,12 +12,14 @@
 /// The shared test kit (format parser and patchers, RNG, fault backend, image model).
 #[path = "../../tests/common/mod.rs"]
 pub mod common;
+pub mod import;
 pub mod mutate;
 pub mod ops;
 pub mod read;
 
 use std::path::{Path, PathBuf};
 
+pub use import::import_file;
 pub use mutate::open_mutated;
 pub use ops::ops_faults;
 pub use read::open_read;
