@@ -1,11 +1,12 @@
 """Image channels stored as independently compressed c-blosc2 chunks of whole scanlines.
 
-A drop-in for the compressed-image 1.0.1 Python module (``Codec``, ``Channel``, ``Image``)
-that adds crash-safe single-file persistence (``Channel.create``/``open``,
-``Image.create``/``open``, ``save``, ``refresh``, ``sync``, ``compact``, ``verify``,
-``stats``), images whose channels differ in dtype, context managers, pickling of
-file-backed handles, and real threads: the GIL is released around every (de)compression and
-I/O call.
+A drop-in for the compressed-image 1.0.1 Python module (``Codec``, ``Channel``, ``Image``,
+with ``Image.read`` of OpenEXR, TIFF, PNG and JPEG files) that adds crash-safe single-file
+persistence (``Channel.create``/``open``, ``Image.create``/``open``, ``save``, ``refresh``,
+``sync``, ``compact``, ``verify``, ``stats``), images whose channels differ in dtype
+(``Image.read_native`` keeps a file's types), image files read straight into a file or
+through a post-process callback, context managers, pickling of file-backed handles, and
+real threads: the GIL is released around every (de)compression and I/O call.
 """
 
 from . import _conflict
@@ -21,6 +22,7 @@ from ._compressed_image import (  # noqa: E402
     Codec,
     CorruptedError,
     Image,
+    ImageFileNotFoundError,
     LockedError,
     ReadOnlyError,
     __version__,
@@ -34,6 +36,7 @@ __all__ = [
     "LockedError",
     "ReadOnlyError",
     "ChannelRemovedError",
+    "ImageFileNotFoundError",
     "FORMAT_VERSION",
     "__version__",
 ]
