@@ -13,7 +13,8 @@ use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
 
 use crate::codec::PyCodec;
 use crate::convert::{
-    Elem, as_ndarray, check_array_dtype, check_shape, dispatch, np_dtype, parse_dtype, with_slice,
+    Elem, as_ndarray, check_array_dtype, check_shape, dispatch, np_dtype, parse_dtype, type_name,
+    with_slice,
 };
 use crate::errors::{IntoPyResult, bad_subimage, import_error};
 use crate::handle::absolute;
@@ -62,7 +63,7 @@ fn selection(seq: &Bound<'_, PyAny>, kind: SelectionKind) -> PyResult<ChannelSel
     let wrong = |item: &Bound<'_, PyAny>, expected: &str| {
         PyTypeError::new_err(format!(
             "{what} must hold only {expected}, not {}",
-            crate::convert::type_name(item)
+            type_name(item)
         ))
     };
     if by_name {
@@ -233,7 +234,7 @@ fn import(
             if !callback.is_callable() {
                 return Err(PyTypeError::new_err(format!(
                     "postprocess must be callable, not {}",
-                    crate::convert::type_name(callback)
+                    type_name(callback)
                 )));
             }
             let callback = callback.clone().unbind();
