@@ -305,7 +305,6 @@ impl std::error::Error for Error {
             Error::Io(e) | Error::File { source: e, .. } | Error::TempFile { source: e, .. } => {
                 Some(e)
             }
-            Error::Io(e) | Error::File { source: e, .. } => Some(e),
             Error::ImageFile { kind, .. } => Some(kind),
             _ => None,
         }

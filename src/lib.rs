@@ -46,6 +46,7 @@
 //! | iterating `chunk_span`s with `x(i)`, `y(i)` | [`Channel::update_chunks`], [`Channel::for_each_chunk`] with [`ChunkMut::rows_mut`], [`ChunkMut::iter_mut_xy`] |
 //! | `image<T>` (channels, names, metadata) | [`Image`]; [`AnyImage`] for channels of different types |
 //! | `image<T>::read(path, [postprocess,] subimage, channels…)` (through OpenImageIO) | [`Image::read`], [`AnyImage::read`] (each channel's own type), [`AnyImage::read_with`] (post-process), with [`ReadOptions`]: OpenEXR, TIFF, PNG, JPEG |
+//! | Python `Image.dtype_from_file(path)`, `Image.dtypes_from_file(path)` | [`AnyImage::read_info`] ([`ImageFileInfo::dtypes`]: one per channel) |
 //! | — | [`Channel::read_region`], [`Channel::write_region`]; `ndarray` views with the `ndarray` feature |
 //! | — | files: `create`/`open`/`open_read_only`, [`AnyChannel::refresh`], [`AnyChannel::sync`], [`AnyChannel::save_as`], [`AnyChannel::stats`], [`Channel::batch`] |
 //! | — | [`Progress`] observers (progress and cancellation) on compaction, `save_as`, `verify`, whole-channel decompression and adding a channel from data: the `*_with_progress` methods |
@@ -166,7 +167,9 @@ pub use format::{FORMAT_MAJOR, FORMAT_MINOR};
 pub use geometry::{Geometry, MAX_CHUNK_BYTES};
 pub use half::f16;
 pub use image::Image;
-pub use import::{ChannelSelection, Destination, ImageFileError, ImportedChunk, ReadOptions};
+pub use import::{
+    ChannelSelection, Destination, ImageFileError, ImageFileInfo, ImportedChunk, ReadOptions,
+};
 pub use info::{ChannelInfo, FileInfo, inspect};
 pub use io::Backend;
 #[cfg(feature = "ndarray")]

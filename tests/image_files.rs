@@ -263,6 +263,34 @@ fn conversions_match_openimageio() {
     assert!(checked >= 10, "only {checked} conversions in the manifest");
 }
 
+#[test]
+fn read_info_describes_each_file_as_its_import_presents_it() {
+    for case in manifest().iter().filter(|c| c.get("error").is_none()) {
+        let name = text(&case["case"]);
+        let subimage = case["subimage"].as_u64().unwrap() as usize;
+        let info =
+            AnyImage::read_info(path_of(case), subimage).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let channels = case["channels"].as_array().unwrap();
+        let names: Vec<&str> = channels.iter().map(|c| text(&c["name"])).collect();
+        let dtypes: Vec<Dtype> = channels.iter().map(|c| dtype(text(&c["dtype"]))).collect();
+        assert_eq!(info.channel_names, names, "{name}");
+        assert_eq!(info.dtypes, dtypes, "{name}");
+        assert_eq!(info.width as u64, case["width"].as_u64().unwrap(), "{name}");
+        assert_eq!(
+            info.height as u64,
+            case["height"].as_u64().unwrap(),
+            "{name}"
+        );
+        assert!(subimage < info.subimages, "{name}");
+        let past = AnyImage::read_info(path_of(case), info.subimages).unwrap_err();
+        assert!(
+            matches!(past, Error::ImageFile { kind: ImageFileError::BadSubimage { index, count }, .. }
+                if index == info.subimages && count == info.subimages),
+            "{name}: {past}"
+        );
+    }
+}
+
 /// The kind of an import error, by name (as the manifest names it).
 fn kind_name(kind: &ImageFileError) -> &'static str {
     match kind {

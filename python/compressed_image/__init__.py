@@ -1,12 +1,14 @@
 """Image channels stored as independently compressed c-blosc2 chunks of whole scanlines.
 
-A drop-in for the compressed-image 1.0.1 Python module (``Codec``, ``Channel``, ``Image``)
-that adds crash-safe single-file persistence (``Channel.create``/``open``,
-``Image.create``/``open``, ``save``, ``refresh``, ``sync``, ``compact``, ``verify``,
-``stats``), images whose channels differ in dtype, context managers, pickling of
-file-backed handles, and real threads: the GIL is released around every (de)compression and
-I/O call. Anonymous handles (made without a path) keep their bytes in memory, moving to a
-temporary file past a threshold (``set_anonymous_backing``).
+A drop-in for the compressed-image 1.0.1 Python module (``Codec``, ``Channel``, ``Image``,
+with ``Image.read`` of OpenEXR, TIFF, PNG and JPEG files) that adds crash-safe single-file
+persistence (``Channel.create``/``open``, ``Image.create``/``open``, ``save``, ``refresh``,
+``sync``, ``compact``, ``verify``, ``stats``), images whose channels differ in dtype
+(``Image.read_native`` keeps a file's types), image files read straight into a file or
+through a post-process callback, context managers, pickling of file-backed handles, and
+real threads: the GIL is released around every (de)compression and I/O call. Anonymous
+handles (made without a path) keep their bytes in memory, moving to a temporary file past a
+threshold (``set_anonymous_backing``).
 """
 
 from . import _conflict
@@ -22,6 +24,7 @@ from ._compressed_image import (  # noqa: E402
     Codec,
     CorruptedError,
     Image,
+    ImageFileNotFoundError,
     LockedError,
     ReadOnlyError,
     __version__,
@@ -37,6 +40,7 @@ __all__ = [
     "LockedError",
     "ReadOnlyError",
     "ChannelRemovedError",
+    "ImageFileNotFoundError",
     "FORMAT_VERSION",
     "__version__",
     "set_anonymous_backing",

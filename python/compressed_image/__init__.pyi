@@ -1,7 +1,7 @@
 """Type stubs of compressed_image: the compressed-image 1.0.1 Python API plus persistence."""
 
 import os
-from typing import Any, Dict, Iterator, List, Literal, Optional, Sequence, Tuple, Union, final, overload
+from typing import Any, Callable, Dict, Iterator, List, Literal, Optional, Sequence, Tuple, Union, final, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -11,6 +11,9 @@ _DTypeLike = npt.DTypeLike
 _ImageDTypes = Union[_DTypeLike, List[_DTypeLike], Tuple[_DTypeLike, ...]]
 _Path = Union[str, "os.PathLike[str]"]
 _JSON = Union[None, bool, int, float, str, List[Any], Tuple[Any, ...], Dict[str, Any]]
+# Image.read's postprocess(file_channel_index, chunk): change the (rows, width) chunk in place
+# and return None, or return a new array of the same shape and dtype.
+_PostProcess = Callable[[int, npt.NDArray[Any]], Optional[npt.NDArray[Any]]]
 
 __all__ = [
     "Codec",
@@ -20,6 +23,7 @@ __all__ = [
     "LockedError",
     "ReadOnlyError",
     "ChannelRemovedError",
+    "ImageFileNotFoundError",
     "FORMAT_VERSION",
     "__version__",
     "set_anonymous_backing",
@@ -48,6 +52,9 @@ class ReadOnlyError(RuntimeError):
 
 class ChannelRemovedError(RuntimeError):
     """The channel behind this handle was removed from its image."""
+
+class ImageFileNotFoundError(FileNotFoundError, ValueError):
+    """The image file to read does not exist: a FileNotFoundError, and a ValueError as compressed-image 1.0.1 raises."""
 
 @final
 class Codec:
@@ -215,6 +222,70 @@ class Image:
         block_size: int = 32768,
         chunk_size: int = 4194304,
     ) -> Image: ...
+
+    # image files (OpenEXR, TIFF, PNG, JPEG); path and postprocess are not in 1.0.1
+    @overload
+    @staticmethod
+    def read(
+        dtype: _DTypeLike,
+        filepath: _Path,
+        subimage: int,
+        compression_codec: Codec = Codec.lz4,
+        compression_level: int = 9,
+        block_size: int = 32768,
+        chunk_size: int = 4194304,
+        *,
+        path: Optional[_Path] = None,
+        postprocess: Optional[_PostProcess] = None,
+    ) -> Image: ...
+    @overload
+    @staticmethod
+    def read(
+        dtype: _DTypeLike,
+        filepath: _Path,
+        subimage: int,
+        channel_indices: Sequence[int],
+        compression_codec: Codec = Codec.lz4,
+        compression_level: int = 9,
+        block_size: int = 32768,
+        chunk_size: int = 4194304,
+        *,
+        path: Optional[_Path] = None,
+        postprocess: Optional[_PostProcess] = None,
+    ) -> Image: ...
+    @overload
+    @staticmethod
+    def read(
+        dtype: _DTypeLike,
+        filepath: _Path,
+        subimage: int,
+        channel_names: Sequence[str],
+        compression_codec: Codec = Codec.lz4,
+        compression_level: int = 9,
+        block_size: int = 32768,
+        chunk_size: int = 4194304,
+        *,
+        path: Optional[_Path] = None,
+        postprocess: Optional[_PostProcess] = None,
+    ) -> Image: ...
+    @staticmethod
+    def read_native(
+        filepath: _Path,
+        subimage: int = 0,
+        *,
+        channel_indices: Optional[Sequence[int]] = None,
+        channel_names: Optional[Sequence[str]] = None,
+        compression_codec: Codec = Codec.lz4,
+        compression_level: int = 9,
+        block_size: int = 32768,
+        chunk_size: int = 4194304,
+        path: Optional[_Path] = None,
+        postprocess: Optional[_PostProcess] = None,
+    ) -> Image: ...
+    @staticmethod
+    def dtype_from_file(filepath: _Path, subimage: int = 0) -> np.dtype[Any]: ...
+    @staticmethod
+    def dtypes_from_file(filepath: _Path, subimage: int = 0) -> List[np.dtype[Any]]: ...
 
     # files
     @staticmethod

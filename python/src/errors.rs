@@ -12,16 +12,36 @@
 //! | `Locked` | `LockedError` (a `RuntimeError`) |
 //! | `ReadOnly` | `ReadOnlyError` (a `RuntimeError`) |
 //! | `ChannelRemoved` | `ChannelRemovedError` (a `RuntimeError`) |
+//! | `ImageFile` | by its kind, in the second table |
 //! | `Poisoned`, `BatchInProgress`, `Codec`, anything newer | `RuntimeError` |
 //! | `File { path, source }` (a file that could not be opened, created or locked) | `OSError`: the subclass for the errno (e.g. `FileNotFoundError`, `PermissionError`, `IsADirectoryError`), `filename` = `path` |
 //! | `Io` | `OSError`: the subclass for its errno, with the file name when the call names one |
+//!
+//! Importing an image file (`Image.read`, `Image.read_native`, `Image.dtype_from_file`,
+//! `Image.dtypes_from_file`): compressed-image 1.0.1 raises `ValueError` for a file it
+//! cannot open or seek and `IndexError` for an unknown channel, and so do these, with the
+//! file's path in the message.
+//!
+//! | `Error::ImageFile { path, kind }` / the import's other errors | Python exception |
+//! |---|---|
+//! | `File` of the image file itself, not found | `ImageFileNotFoundError`: both a `FileNotFoundError` (errno, `filename` = `path`) and a `ValueError` (1.0.1's "File ... does not exist on disk") |
+//! | `BadSubimage` (and a negative subimage) | `ValueError` "File '...' does not have a subimage 1, cannot seek to it" (as 1.0.1), with the file's subimage count |
+//! | `NoSuchChannel`, `ChannelIndexOutOfRange` (and a negative index) | `IndexError` (as 1.0.1) |
+//! | `UnknownFormat`, `UnsupportedCompression`, `Unsupported`, `DeepData`, `Subsampled`, `Decode` (a damaged or truncated file), `TooLarge`, kinds added later | `ValueError` (1.0.1 raises `ValueError` for every file OpenImageIO cannot open) |
+//! | `Io` (reading the file failed) | `OSError`: the subclass for its errno, `filename` = `path` |
+//! | the post-process callback's exception | itself, unchanged |
+//! | anything else (the destination file: `File`, `Locked`, ...) | as in the table above |
 
 use std::path::Path;
 
-use ci::Error;
+use ci::{Error, ImageFileError};
 use numpy::BorrowError;
-use pyo3::exceptions::{PyIndexError, PyOSError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{
+    PyFileNotFoundError, PyIndexError, PyOSError, PyRuntimeError, PyValueError,
+};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple, PyType};
 
 pyo3::create_exception!(
     compressed_image,
@@ -47,6 +67,87 @@ pyo3::create_exception!(
     PyRuntimeError,
     "The channel behind this handle was removed from its image."
 );
+
+/// `ImageFileNotFoundError`, made once: `create_exception!` takes a single base, and this
+/// class has two, as the standard library's `io.UnsupportedOperation` (an `OSError` and a
+/// `ValueError`) has.
+static IMAGE_FILE_NOT_FOUND: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// The class `ImageFileNotFoundError(FileNotFoundError, ValueError)`: the image file to
+/// import does not exist. A `FileNotFoundError` for new code, a `ValueError` for code
+/// written against 1.0.1.
+pub fn image_file_not_found_error(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    IMAGE_FILE_NOT_FOUND
+        .get_or_try_init(py, || {
+            let bases = PyTuple::new(
+                py,
+                [
+                    py.get_type::<PyFileNotFoundError>(),
+                    py.get_type::<PyValueError>(),
+                ],
+            )?;
+            let namespace = PyDict::new(py);
+            namespace.set_item("__module__", "compressed_image")?;
+            namespace.set_item(
+                "__doc__",
+                "The image file to read does not exist: a FileNotFoundError, and a ValueError as compressed-image 1.0.1 raises.",
+            )?;
+            let class = py
+                .get_type::<PyType>()
+                .call1(("ImageFileNotFoundError", bases, namespace))?;
+            Ok(class.cast_into::<PyType>()?.unbind())
+        })
+        .map(|class| class.bind(py))
+}
+
+/// The Python exception for a crate error met while importing the image file `source`
+/// (see the second table above).
+pub fn import_error(py: Python<'_>, e: Error, source: &Path) -> PyErr {
+    match e {
+        Error::File { path, source: io }
+            if path == source && io.kind() == std::io::ErrorKind::NotFound =>
+        {
+            let errno = io.raw_os_error().unwrap_or(2);
+            let class = match image_file_not_found_error(py) {
+                Ok(class) => class.clone(),
+                Err(e) => return e,
+            };
+            PyErr::from_type(
+                class,
+                (
+                    errno,
+                    "No such file or directory".to_string(),
+                    path.display().to_string(),
+                ),
+            )
+        }
+        other => to_py(other),
+    }
+}
+
+/// A subimage the file does not have: 1.0.1's ValueError message, plus the count when known.
+pub fn bad_subimage(path: &Path, index: impl std::fmt::Display, count: Option<usize>) -> PyErr {
+    let count = count.map_or_else(String::new, |n| format!(" (it has {n})"));
+    PyValueError::new_err(format!(
+        "File '{}' does not have a subimage {index}, cannot seek to it{count}",
+        path.display()
+    ))
+}
+
+/// The Python exception for why the image file `path` could not be imported.
+fn image_file_error(path: &Path, kind: ImageFileError) -> PyErr {
+    let message = format!("{}: {kind}", path.display());
+    match kind {
+        ImageFileError::BadSubimage { index, count } => bad_subimage(path, index, Some(count)),
+        ImageFileError::NoSuchChannel(_) | ImageFileError::ChannelIndexOutOfRange { .. } => {
+            PyIndexError::new_err(message)
+        }
+        ImageFileError::Io(io) => os_error(io, Some(path)),
+        // Unknown format, unsupported feature or compression, deep data, subsampled
+        // channels, a damaged file, too large, and kinds added later (non-exhaustive).
+        _ => PyValueError::new_err(message),
+    }
+}
 
 /// The Python exception for a crate error.
 pub fn to_py(e: Error) -> PyErr {
@@ -96,6 +197,7 @@ pub fn to_py_at(e: Error, path: Option<&Path>) -> PyErr {
         Error::Locked { .. } => LockedError::new_err(msg),
         Error::ReadOnly => ReadOnlyError::new_err(msg),
         Error::ChannelRemoved => ChannelRemovedError::new_err(msg),
+        Error::ImageFile { path, kind } => image_file_error(&path, kind),
         // `Poisoned`, `BatchInProgress`, `Codec`, and variants added later (`Error` is
         // non-exhaustive).
         _ => PyRuntimeError::new_err(msg),

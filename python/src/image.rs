@@ -161,13 +161,13 @@ fn dtype_names(dtypes: &[Dtype]) -> String {
 
 /// The single dtype of an image opened without a `dtype` argument: the one its channels
 /// share; `None` (mixed) when they differ or there are none.
-fn common_dtype(dtypes: &[Dtype]) -> Option<Dtype> {
+pub fn common_dtype(dtypes: &[Dtype]) -> Option<Dtype> {
     let (first, rest) = dtypes.split_first()?;
     rest.iter().all(|d| d == first).then_some(*first)
 }
 
 impl PyImage {
-    fn wrap(image: AnyImage, dtype: Option<Dtype>, path: Option<PathBuf>) -> PyImage {
+    pub fn wrap(image: AnyImage, dtype: Option<Dtype>, path: Option<PathBuf>) -> PyImage {
         let extra = ImageExtra {
             dtype,
             children: Vec::new(),

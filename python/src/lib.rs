@@ -8,8 +8,9 @@
 
 // The modules form a line, each using only those before it: errors → convert (numpy
 // arrays and dtypes) → json (metadata) → codec → settings (keyword arguments) → handle
-// (what Channel and Image share) → typed (generic chunk operations) → channel → image.
-// backing (where anonymous stores keep their bytes) stands apart.
+// (what Channel and Image share) → typed (generic chunk operations) → channel → image →
+// read (importing image files). backing (where anonymous stores keep their bytes) stands
+// apart.
 mod backing;
 mod channel;
 mod codec;
@@ -18,6 +19,7 @@ mod errors;
 mod handle;
 mod image;
 mod json;
+mod read;
 mod settings;
 mod typed;
 
@@ -37,6 +39,10 @@ fn _compressed_image(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add(
         "ChannelRemovedError",
         py.get_type::<errors::ChannelRemovedError>(),
+    )?;
+    m.add(
+        "ImageFileNotFoundError",
+        errors::image_file_not_found_error(py)?,
     )?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("FORMAT_VERSION", (ci::FORMAT_MAJOR, ci::FORMAT_MINOR))?;

@@ -36,6 +36,7 @@ def test_mypy_strict_rejects_misuse_through_the_stubs(request):
     proc = mypy(request, "--strict", "misuse.py")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert 'misuse.py:9: error: Incompatible return value type (got "int", expected "str")' in proc.stdout
+    assert 'misuse.py:13: error: No overload variant of "read" of "Image" matches' in proc.stdout
 
 
 def test_stubs_match_the_runtime_module():

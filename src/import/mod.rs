@@ -9,6 +9,7 @@ mod error;
 mod exr;
 mod exr_attributes;
 mod exr_header;
+mod file_info;
 mod jpeg;
 mod metadata;
 mod options;
@@ -23,6 +24,7 @@ mod tiff_tags;
 use std::path::Path;
 
 pub use error::ImageFileError;
+pub use file_info::ImageFileInfo;
 pub use options::{ChannelSelection, Destination, ImportedChunk, ReadOptions};
 
 use crate::any_image::AnyImage;

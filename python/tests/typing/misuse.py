@@ -7,3 +7,7 @@ from compressed_image import Image
 def wrong(path: str) -> str:
     with Image.open(path) as image:
         return image.num_channels
+
+
+def no_subimage(path: str) -> None:
+    Image.read("float32", path)  # 1.0.1's read has no default subimage

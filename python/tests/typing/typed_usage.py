@@ -4,7 +4,7 @@ The functions return from inside `with` blocks: that type-checks only because th
 declare `__exit__` as never suppressing exceptions (`Literal[False]`, not `bool`).
 """
 
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import numpy as np
 import numpy.typing as npt
@@ -35,3 +35,19 @@ def make_mixed(path: str) -> int:
     channel = image["id"]
     channel.update_nthreads(4)
     return channel.nthreads + image.num_channels
+
+
+def read_image_files(exr: str, png: str, out: str) -> List[str]:
+    # the three forms of 1.0.1's Image.read, settings by position and by keyword
+    beauty = Image.read(np.float16, exr, 0, ["R", "G", "B"], Codec.zstd, 5)
+    depth = Image.read(np.float32, exr, 0, channel_indices=[4], chunk_size=1 << 20, path=out)
+    gray = Image.read(np.uint8, png, 0, Codec.lz4, 9, 32768, 4194304)
+
+    def scale(file_channel: int, chunk: npt.NDArray[Any]) -> Optional[npt.NDArray[Any]]:
+        chunk *= 2
+        return None
+
+    native = Image.read_native(exr, 1, channel_names=["Y", "id"], postprocess=scale)
+    dtypes = Image.dtypes_from_file(exr) + [Image.dtype_from_file(png, subimage=0)]
+    names = beauty.get_channel_names() + depth.get_channel_names() + gray.get_channel_names()
+    return names + native.get_channel_names() + [str(d) for d in dtypes]
