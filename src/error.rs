@@ -106,10 +106,10 @@ pub enum Error {
     /// This thread already has a batch open on the file; commit or drop it before writing
     /// through another call (waiting would deadlock).
     BatchInProgress,
-    /// An image file (OpenEXR, TIFF, PNG, JPEG) could not be imported; `kind` says why.
-    /// A failed import leaves no file behind.
+    /// An image file (OpenEXR, TIFF, PNG, JPEG) could not be imported or exported; `kind`
+    /// says why. A failed import or export leaves no file behind.
     ImageFile {
-        /// The image file that was being read.
+        /// The image file that was being read or written.
         path: PathBuf,
         /// What went wrong.
         kind: ImageFileError,
@@ -162,6 +162,8 @@ pub enum Argument {
     RecordLength,
     /// An element type that does not fit the operation.
     Dtype,
+    /// The longest side of a preview.
+    PreviewSize,
 }
 
 impl Argument {
@@ -190,6 +192,7 @@ impl Argument {
             Argument::CodecBuffer => "c-blosc2 buffer",
             Argument::RecordLength => "record length",
             Argument::Dtype => "element type",
+            Argument::PreviewSize => "preview size",
         }
     }
 }

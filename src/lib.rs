@@ -124,6 +124,7 @@ mod channel;
 mod chunk_codec;
 mod chunks;
 mod error;
+mod export;
 mod file_methods;
 mod format;
 mod geometry;
@@ -144,6 +145,10 @@ pub use any_image::AnyImage;
 pub use channel::Channel;
 pub use chunks::{AnyImageBatch, Batch, ChunkMut, ChunkRef, ImageBatch};
 pub use error::{Argument, Error, Result};
+pub use export::{
+    DEFAULT_PREVIEW_SIZE, ExrCompression, ImageFormat, PreviewOptions, SampleDepth,
+    TiffCompression, Transfer, WriteOptions,
+};
 pub use format::{FORMAT_MAJOR, FORMAT_MINOR};
 pub use geometry::{Geometry, MAX_CHUNK_BYTES};
 pub use half::f16;

@@ -4,8 +4,8 @@
 //! [`AnyImage::read`]).
 
 mod assemble;
-mod convert;
-mod error;
+pub(crate) mod convert;
+pub(crate) mod error;
 mod exr;
 mod exr_attributes;
 mod exr_header;

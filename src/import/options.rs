@@ -6,8 +6,10 @@ use crate::error::Result;
 use crate::sample::{Dtype, Sample};
 use crate::settings::Settings;
 
-/// Which channels of the file to import. Whatever the order of the request, the image
-/// gets them in the order the file presents them (see [`AnyImage::read`](crate::AnyImage::read)).
+/// Which channels to import from a file or to export from an image. On import, whatever
+/// the order of the request, the image gets them in the order the file presents them (see
+/// [`AnyImage::read`](crate::AnyImage::read)); on export, they are written in the order of
+/// the request (see [`AnyImage::write`](crate::AnyImage::write)).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ChannelSelection {
@@ -16,8 +18,8 @@ pub enum ChannelSelection {
     All,
     /// The channels with these names; a name given twice imports the channel twice.
     Names(Vec<String>),
-    /// The channels at these positions of the presented order; an index given twice
-    /// imports the channel twice.
+    /// The channels at these positions (of the presented order on import, of the image on
+    /// export); an index given twice imports the channel twice.
     Indices(Vec<usize>),
 }
 
