@@ -126,9 +126,11 @@ fn header(
             height: height as u64,
         });
     }
+    // `pLinear` off, as OpenEXR and OpenImageIO write channels: B44 then quantizes every
+    // channel the same way.
     let list: SmallVec<[ChannelDescription; 5]> = channels
         .iter()
-        .map(|c| ChannelDescription::named(c.name.clone(), sample_type(c.dtype)))
+        .map(|c| ChannelDescription::new(c.name.clone(), sample_type(c.dtype), false))
         .collect();
     let mut header = Header::new(Text::from(""), (width, height), list).with_encoding(
         exr_compression(compression),
