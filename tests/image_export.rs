@@ -21,33 +21,14 @@ use compressed_image::{
 use serde_json::{Value, json};
 
 mod common;
+#[path = "common/image_files.rs"]
+mod image_files;
 #[path = "common/python.rs"]
 mod python_env;
 
-use common::rng::Rng;
+use image_files::{IMAGE_PYTHON, dtype, listing, values};
 
-const IMAGE_PYTHON: python_env::PythonEnv = python_env::PythonEnv {
-    purpose: "tests/image_export/read_back.py",
-    override_var: "CIMG_IMAGE_PYTHON",
-    project_venv: ".venv-img",
-    own_venv: "image-venv",
-    modules: &[
-        "numpy",
-        "OpenEXR",
-        "tifffile",
-        "PIL",
-        "imagecodecs",
-        "OpenImageIO",
-    ],
-    packages: &[
-        "numpy",
-        "openexr",
-        "tifffile",
-        "pillow",
-        "imagecodecs",
-        "openimageio",
-    ],
-};
+use common::rng::Rng;
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/image_export/read_back.py")
@@ -105,13 +86,6 @@ impl ReadBack {
     fn names(&self) -> Vec<&str> {
         self.channels.iter().map(|c| c.0.as_str()).collect()
     }
-}
-
-fn dtype(name: &str) -> Dtype {
-    Dtype::ALL
-        .into_iter()
-        .find(|d| d.name() == name)
-        .unwrap_or_else(|| panic!("unknown dtype {name}"))
 }
 
 /// Read each `(file, reader)` with the script, in one run.
@@ -221,21 +195,6 @@ fn by_name(image: &AnyImage) -> BTreeMap<String, (Dtype, Vec<u8>)> {
         .collect()
 }
 
-/// Little-endian elements of `dtype` as numbers.
-fn values(bytes: &[u8], dtype: Dtype) -> Vec<f64> {
-    bytes
-        .chunks_exact(dtype.size())
-        .map(|b| match dtype {
-            Dtype::U8 => f64::from(b[0]),
-            Dtype::U16 => f64::from(u16::from_le_bytes([b[0], b[1]])),
-            Dtype::F16 => f16::from_le_bytes([b[0], b[1]]).to_f64(),
-            Dtype::U32 => f64::from(u32::from_le_bytes(b.try_into().unwrap())),
-            Dtype::F32 => f64::from(f32::from_le_bytes(b.try_into().unwrap())),
-            other => panic!("unexpected dtype {other}"),
-        })
-        .collect()
-}
-
 /// The largest difference between `got` and `expected`, over `scale(expected)`.
 fn worst(got: &[f64], expected: &[f64], scale: impl Fn(f64) -> f64) -> f64 {
     assert_eq!(got.len(), expected.len());
@@ -243,16 +202,6 @@ fn worst(got: &[f64], expected: &[f64], scale: impl Fn(f64) -> f64) -> f64 {
         .zip(expected)
         .map(|(g, e)| (g - e).abs() / scale(*e))
         .fold(0.0, f64::max)
-}
-
-/// Files in `dir`, sorted.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// `file` read back by `readers` holds every channel of `expected`, by name, with its type

@@ -22,6 +22,13 @@ pub(crate) struct Bands<'s> {
     buffers: Vec<Vec<u8>>,
 }
 
+/// A band of rows: which, and each channel's bytes for them (in the order of the
+/// positions the bands were made for).
+pub(crate) struct Band<'b> {
+    pub rows: Range<usize>,
+    pub channels: &'b [Vec<u8>],
+}
+
 /// The rows of a band: enough for the largest chunk among the channels at `positions`
 /// (so that each band decodes about one chunk of each channel), rounded up to a multiple
 /// of `block_rows` (the writer's block of rows: OpenEXR block, TIFF strip), and no more
@@ -66,9 +73,8 @@ impl<'s> Bands<'s> {
         }
     }
 
-    /// The next band's rows and each channel's bytes for them (in the order of the
-    /// positions), or `None` after the last row. Channels are decoded in parallel.
-    pub(crate) fn next_band(&mut self) -> Result<Option<(Range<usize>, &[Vec<u8>])>> {
+    /// The next band, or `None` after the last row. Channels are decoded in parallel.
+    pub(crate) fn next_band(&mut self) -> Result<Option<Band<'_>>> {
         let height = self.snap.catalog.height;
         if self.next_row >= height {
             return Ok(None);
@@ -87,6 +93,9 @@ impl<'s> Bands<'s> {
                 read_rows_unchecked(snap, pos, rows.start, buffer, per_channel)
             })?;
         self.next_row = rows.end;
-        Ok(Some((rows, &self.buffers)))
+        Ok(Some(Band {
+            rows,
+            channels: &self.buffers,
+        }))
     }
 }

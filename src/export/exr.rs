@@ -230,7 +230,7 @@ pub(crate) fn write(
     let written = exr::block::write(out, headers, false, |meta, writer| {
         let mut converted = vec![Vec::new(); channels.len()];
         loop {
-            let (rows, band) = match bands.next_band() {
+            let band = match bands.next_band() {
                 Ok(Some(next)) => next,
                 Ok(None) => return Ok(()),
                 Err(e) => {
@@ -238,7 +238,8 @@ pub(crate) fn write(
                     return Err(exr::error::Error::Aborted);
                 }
             };
-            let band = in_file_types(band, &dtypes, &mut converted);
+            let rows = band.rows;
+            let band = in_file_types(band.channels, &dtypes, &mut converted);
             let starts: Vec<usize> = rows.clone().step_by(lines_per_block).collect();
             let chunks = starts
                 .par_iter()

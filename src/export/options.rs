@@ -1,6 +1,7 @@
 //! [`WriteOptions`] and [`PreviewOptions`]: what to export from an image and how.
 
 use crate::import::ChannelSelection;
+use crate::import::options::channel_setters;
 
 /// The image file formats this library writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -156,17 +157,10 @@ impl WriteOptions {
         self
     }
 
-    /// Write only the channels with these names, in this order.
-    pub fn channel_names<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
-        self.channels = ChannelSelection::Names(names.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Write only the channels at these positions of the image, in this order.
-    pub fn channel_indices(mut self, indices: impl IntoIterator<Item = usize>) -> Self {
-        self.channels = ChannelSelection::Indices(indices.into_iter().collect());
-        self
-    }
+    channel_setters!(
+        "Write only the channels with these names, in this order.",
+        "Write only the channels at these positions of the image, in this order."
+    );
 
     /// OpenEXR compression.
     pub fn exr_compression(mut self, compression: ExrCompression) -> Self {
@@ -232,17 +226,10 @@ impl PreviewOptions {
         self
     }
 
-    /// Show the channels with these names, in this order.
-    pub fn channel_names<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
-        self.channels = ChannelSelection::Names(names.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Show the channels at these positions of the image, in this order.
-    pub fn channel_indices(mut self, indices: impl IntoIterator<Item = usize>) -> Self {
-        self.channels = ChannelSelection::Indices(indices.into_iter().collect());
-        self
-    }
+    channel_setters!(
+        "Show the channels with these names, in this order.",
+        "Show the channels at these positions of the image, in this order."
+    );
 }
 
 #[cfg(test)]

@@ -92,9 +92,9 @@ pub(crate) fn write(
         |stream| {
             let rows = band_rows(snap, positions, 1);
             let mut bands = Bands::new(snap, positions.to_vec(), rows, threads);
-            while let Some((_, band)) = bands.next_band()? {
+            while let Some(band) = bands.next_band()? {
                 stream
-                    .write_all(&layout.pixels(band, true))
+                    .write_all(&layout.pixels(band.channels, true))
                     .map_err(|e| in_file(target)(io_error(e)))?;
             }
             Ok(())

@@ -208,9 +208,9 @@ pub(crate) fn write(
         let mut scaler = Downscaler::new(width, height, size, &dtypes);
         let rows = band_rows(snap, positions, 1);
         let mut bands = Bands::new(snap, positions.to_vec(), rows, threads);
-        while let Some((_, band)) = bands.next_band()? {
+        while let Some(band) = bands.next_band()? {
             scaler
-                .add_band(band, &dtypes, png)
+                .add_band(band.channels, &dtypes, png)
                 .map_err(|e| in_file(target)(io_error(e)))?;
         }
         Ok(())

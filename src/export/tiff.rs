@@ -146,8 +146,8 @@ fn write_kind<W: Write + Seek, K: TiffKind>(out: W, target: &Path, plan: &TiffPl
     let rows = band_rows(plan.snap, plan.positions, rows_per_strip);
     let mut bands = Bands::new(plan.snap, plan.positions.to_vec(), rows, plan.threads);
     let (mut offsets, mut counts) = (Vec::new(), Vec::new());
-    while let Some((_, band)) = bands.next_band()? {
-        let pixels = plan.layout.pixels(band, false);
+    while let Some(band) = bands.next_band()? {
+        let pixels = plan.layout.pixels(band.channels, false);
         let strips = pixels
             .par_chunks(rows_per_strip * row_bytes)
             .map(|strip| encode_strip(strip.to_vec(), &plan.layout, row_bytes, plan.compression))

@@ -48,6 +48,15 @@ pub(crate) fn automatic_depth(dtypes: &[Dtype]) -> SampleDepth {
     }
 }
 
+/// A 16-bit sample as PNG stores it.
+#[allow(
+    clippy::big_endian_bytes,
+    reason = "PNG stores 16-bit samples big-endian"
+)]
+fn png_sample(sample: u16) -> [u8; 2] {
+    sample.to_be_bytes()
+}
+
 /// Turns values on the common scale into integer samples of one channel.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Quantizer {
@@ -130,7 +139,7 @@ impl PixelLayout {
                 match (self.depth, big_endian) {
                     // At most 255 by the quantizer's maximum.
                     (SampleDepth::Eight, _) => out.push(sample as u8),
-                    (SampleDepth::Sixteen, true) => out.extend(sample.to_be_bytes()),
+                    (SampleDepth::Sixteen, true) => out.extend(png_sample(sample)),
                     (SampleDepth::Sixteen, false) => out.extend(sample.to_le_bytes()),
                 }
             }

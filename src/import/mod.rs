@@ -11,7 +11,7 @@ mod exr_attributes;
 mod exr_header;
 mod jpeg;
 mod metadata;
-mod options;
+pub(crate) mod options;
 mod order;
 mod pipeline;
 mod png;
