@@ -120,7 +120,9 @@ fn header(
     compression: ExrCompression,
     metadata: &serde_json::Value,
 ) -> Result<Header, ImageFileError> {
-    if i32::try_from(width).is_err() || i32::try_from(height).is_err() {
+    // OpenEXR's windows end below `i32::MAX / 2`.
+    let limit = (i32::MAX / 2) as usize;
+    if width >= limit || height >= limit {
         return Err(ImageFileError::TooLarge {
             width: width as u64,
             height: height as u64,

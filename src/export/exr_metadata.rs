@@ -199,6 +199,19 @@ pub(crate) fn apply(header: &mut Header, metadata: &Value) {
     if let Some(width) = f32_of(&metadata["screenWindowWidth"]).filter(|w| *w >= 0.0) {
         header.own_attributes.screen_window_width = width;
     }
+    // Windows OpenEXR cannot hold (an origin too far out for the size) fall back to the
+    // defaults: the data window at the origin, the display window the data window.
+    if header.data_window().validate(None).is_err() {
+        header.own_attributes.layer_position = Vec2(0, 0);
+    }
+    if header
+        .shared_attributes
+        .display_window
+        .validate(None)
+        .is_err()
+    {
+        header.shared_attributes.display_window = header.data_window();
+    }
     header.own_attributes.layer_name = None;
     for (name, value) in entries {
         if SKIPPED.contains(&name.as_str()) || name.starts_with("source:") {
@@ -284,9 +297,24 @@ mod tests {
     }
 
     #[test]
-    fn a_pixel_aspect_openexr_refuses_is_left_at_one() {
+    fn values_openexr_refuses_are_left_at_their_defaults() {
         let mut header = Header::new(Text::from("x"), (4, 4), Default::default());
-        apply(&mut header, &json!({"pixelAspectRatio": 0.0}));
+        // OpenEXR's windows stay within ±(2³⁰ − 1).
+        let far = 1 << 30;
+        let metadata = json!({
+            "pixelAspectRatio": 0.0,
+            "dataWindow": [far, 0, far + 3, 3],
+            "displayWindow": [0, -far, 10, 10],
+        });
+        apply(&mut header, &metadata);
         assert_eq!(header.shared_attributes.pixel_aspect, 1.0);
+        assert_eq!(header.data_window(), IntegerBounds::new((0, 0), (4, 4)));
+        assert!(
+            header
+                .shared_attributes
+                .display_window
+                .validate(None)
+                .is_ok()
+        );
     }
 }

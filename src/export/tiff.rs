@@ -3,6 +3,7 @@
 //! strip-by-strip encoder writes strips uncompressed) and written in order; the
 //! directory, with the strip offsets, comes last.
 
+use std::borrow::Cow;
 use std::io::{Seek, Write};
 use std::path::Path;
 
@@ -56,22 +57,23 @@ fn horizontal_difference(strip: &mut [u8], row_bytes: usize, samples: usize, dep
 }
 
 /// A strip as stored: predicted and compressed as `compression` says.
-fn encode_strip(
-    mut strip: Vec<u8>,
+fn encode_strip<'s>(
+    strip: &'s [u8],
     layout: &PixelLayout,
     row_bytes: usize,
     compression: TiffCompression,
-) -> std::io::Result<Vec<u8>> {
+) -> std::io::Result<Cow<'s, [u8]>> {
     if compression == TiffCompression::None {
-        return Ok(strip);
+        return Ok(Cow::Borrowed(strip));
     }
+    let mut strip = strip.to_vec();
     horizontal_difference(&mut strip, row_bytes, layout.samples(), layout.depth);
     let mut out = Vec::with_capacity(strip.len() / 2);
     match compression {
         TiffCompression::Lzw => Lzw.write_to(&mut out, &strip)?,
         _ => Deflate::default().write_to(&mut out, &strip)?,
     };
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 fn method(compression: TiffCompression) -> CompressionMethod {
@@ -150,7 +152,7 @@ fn write_kind<W: Write + Seek, K: TiffKind>(out: W, target: &Path, plan: &TiffPl
         let pixels = plan.layout.pixels(band.channels, false);
         let strips = pixels
             .par_chunks(rows_per_strip * row_bytes)
-            .map(|strip| encode_strip(strip.to_vec(), &plan.layout, row_bytes, plan.compression))
+            .map(|strip| encode_strip(strip, &plan.layout, row_bytes, plan.compression))
             .collect::<std::io::Result<Vec<_>>>()
             .map_err(|e| in_file(ImageFileError::Io(e)))?;
         for strip in strips {
