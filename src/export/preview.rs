@@ -80,7 +80,9 @@ pub(crate) struct Downscaler {
     next: Vec<f64>,
     /// The index of the output row in `current`.
     current_row: usize,
-    /// A source row filtered horizontally, per channel.
+    /// A source row of one channel on the common scale (NaN as 0)…
+    units: Vec<f64>,
+    /// …and filtered horizontally.
     filtered: Vec<f64>,
     /// Source rows added so far.
     rows_in: usize,
@@ -115,6 +117,7 @@ impl Downscaler {
             current: vec![0.0; out_width * count],
             next: vec![0.0; out_width * count],
             current_row: 0,
+            units: Vec::with_capacity(width),
             filtered: vec![0.0; out_width],
             rows_in: 0,
         }
@@ -129,22 +132,19 @@ impl Downscaler {
         out: &mut dyn Write,
     ) -> std::io::Result<()> {
         let count = dtypes.len();
-        let units: Vec<Vec<f64>> = band
-            .iter()
-            .zip(dtypes)
-            .map(|(bytes, &dtype)| {
-                let mut values = Vec::with_capacity(bytes.len() / dtype.size());
-                for_each_unit(bytes, dtype, |u| {
-                    values.push(if u.is_nan() { 0.0 } else { u })
-                });
-                values
-            })
-            .collect();
-        let band_rows = units.first().map_or(0, |u| u.len() / self.width);
+        let band_rows = band
+            .first()
+            .zip(dtypes.first())
+            .map_or(0, |(b, d)| b.len() / d.size() / self.width);
         for r in 0..band_rows {
             let share = self.rows[self.rows_in];
-            for (k, channel) in units.iter().enumerate() {
-                self.filter_row(&channel[r * self.width..][..self.width]);
+            for (k, (bytes, &dtype)) in band.iter().zip(dtypes).enumerate() {
+                let row_bytes = self.width * dtype.size();
+                self.units.clear();
+                for_each_unit(&bytes[r * row_bytes..][..row_bytes], dtype, |u| {
+                    self.units.push(if u.is_nan() { 0.0 } else { u })
+                });
+                self.filter_row();
                 for (x, &v) in self.filtered.iter().enumerate() {
                     self.current[x * count + k] += share.weight * v;
                     self.next[x * count + k] += share.next_weight * v;
@@ -161,10 +161,10 @@ impl Downscaler {
         Ok(())
     }
 
-    /// Filter one source row of one channel into `filtered`.
-    fn filter_row(&mut self, row: &[f64]) {
+    /// Filter the source row of one channel in `units` into `filtered`.
+    fn filter_row(&mut self) {
         self.filtered.fill(0.0);
-        for (share, &v) in self.columns.iter().zip(row) {
+        for (share, &v) in self.columns.iter().zip(&self.units) {
             self.filtered[share.first] += share.weight * v;
             if share.next_weight > 0.0 {
                 self.filtered[share.first + 1] += share.next_weight * v;

@@ -120,30 +120,43 @@ impl PixelLayout {
     }
 
     /// The band's rows (one buffer per channel, elements of its type) as interleaved
-    /// pixels; 16-bit samples big-endian (PNG) or little-endian (TIFF).
+    /// pixels; 16-bit samples big-endian (PNG) or little-endian (TIFF). Runs of pixels
+    /// are made in parallel.
     pub(crate) fn pixels(&self, band: &[Vec<u8>], big_endian: bool) -> Vec<u8> {
-        let planes: Vec<Vec<u16>> = band
-            .par_iter()
-            .zip(&self.channels)
-            .map(|(bytes, &(dtype, quantizer))| {
-                let mut plane = Vec::with_capacity(bytes.len() / dtype.size());
-                for_each_unit(bytes, dtype, |unit| plane.push(quantizer.sample(unit)));
-                plane
-            })
-            .collect();
-        let pixels = planes.first().map_or(0, Vec::len);
-        let mut out = Vec::with_capacity(pixels * self.samples() * self.depth.bytes());
-        for i in 0..pixels {
-            for plane in &planes {
-                let sample = plane[i];
-                match (self.depth, big_endian) {
-                    // At most 255 by the quantizer's maximum.
-                    (SampleDepth::Eight, _) => out.push(sample as u8),
-                    (SampleDepth::Sixteen, true) => out.extend(png_sample(sample)),
-                    (SampleDepth::Sixteen, false) => out.extend(sample.to_le_bytes()),
+        let size = self.depth.bytes();
+        let pixel_bytes = self.samples() * size;
+        let pixels = band
+            .first()
+            .zip(self.channels.first())
+            .map_or(0, |(b, (dtype, _))| b.len() / dtype.size());
+        let mut out = vec![0; pixels * pixel_bytes];
+        // About 64 KiB of pixels per task.
+        let task_pixels = (65_536 / pixel_bytes).max(1);
+        out.par_chunks_mut(task_pixels * pixel_bytes)
+            .enumerate()
+            .for_each(|(task, part)| {
+                let (first, count) = (task * task_pixels, part.len() / pixel_bytes);
+                for (k, (bytes, &(dtype, quantizer))) in band.iter().zip(&self.channels).enumerate()
+                {
+                    let elems = &bytes[first * dtype.size()..][..count * dtype.size()];
+                    let mut slots = part.chunks_exact_mut(pixel_bytes);
+                    for_each_unit(elems, dtype, |unit| {
+                        let Some(pixel) = slots.next() else { return };
+                        let slot = &mut pixel[k * size..][..size];
+                        let sample = quantizer.sample(unit);
+                        match (self.depth, big_endian) {
+                            // At most 255 by the quantizer's maximum.
+                            (SampleDepth::Eight, _) => slot[0] = sample as u8,
+                            (SampleDepth::Sixteen, true) => {
+                                slot.copy_from_slice(&png_sample(sample))
+                            }
+                            (SampleDepth::Sixteen, false) => {
+                                slot.copy_from_slice(&sample.to_le_bytes())
+                            }
+                        }
+                    });
                 }
-            }
-        }
+            });
         out
     }
 }
