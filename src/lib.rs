@@ -46,6 +46,7 @@
 //! | iterating `chunk_span`s with `x(i)`, `y(i)` | [`Channel::update_chunks`], [`Channel::for_each_chunk`] with [`ChunkMut::rows_mut`], [`ChunkMut::iter_mut_xy`] |
 //! | `image<T>` (channels, names, metadata) | [`Image`]; [`AnyImage`] for channels of different types |
 //! | `image<T>::read(path, [postprocess,] subimage, channels…)` (through OpenImageIO) | [`Image::read`], [`AnyImage::read`] (each channel's own type), [`AnyImage::read_with`] (post-process), with [`ReadOptions`]: OpenEXR, TIFF, PNG, JPEG |
+//! | — | [`AnyImage::write`] with [`WriteOptions`]: OpenEXR, TIFF and PNG export; [`AnyImage::preview`]: PNG thumbnails |
 //! | — | [`Channel::read_region`], [`Channel::write_region`]; `ndarray` views with the `ndarray` feature |
 //! | — | files: `create`/`open`/`open_read_only`, [`AnyChannel::refresh`], [`AnyChannel::sync`], [`AnyChannel::save_as`], [`AnyChannel::stats`], [`Channel::batch`] |
 //!
