@@ -415,6 +415,49 @@ fn openexr_attributes_read_from_a_file_are_written_back() {
 }
 
 #[test]
+fn openexr_attributes_of_every_shape_come_back_as_written() {
+    let image = mixed_image();
+    let matrix: Vec<f64> = (0..16).map(|i| f64::from(i) * 0.5).collect();
+    let attributes = json!({
+        "name": "left",
+        "owner": "Jane Doe",
+        "multiView": ["left", "right"],
+        "myInt": -7,
+        "myFloat": 0.1,
+        "myDouble": 0.123_456_789_012_345,
+        "myV2i": [3, -4],
+        "myV3f": [1.5, 2.5, -3.5],
+        "myBox2i": [0, 0, 3, 3],
+        "myBox2f": [0.5, 0.5, 2.5, 3.5],
+        "myM33f": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+        "worldToCamera": matrix,
+        "chromaticities": {"red": [0.64, 0.33], "green": [0.3, 0.6], "blue": [0.15, 0.06],
+                           "white": [0.3127, 0.329]},
+        "envmap": "latlong",
+        "framesPerSecond": [24, 1],
+    });
+    let mut metadata = attributes.clone();
+    metadata["source:format"] = json!("openexr");
+    metadata["lineOrder"] = json!("decreasingY"); // the writer's own: left out
+    image.set_metadata(metadata).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("attributes.exr");
+    image.write(&path, &WriteOptions::default()).unwrap();
+    let again = AnyImage::read(&path, &ReadOptions::default())
+        .unwrap()
+        .metadata();
+    for (key, value) in attributes.as_object().unwrap() {
+        assert_eq!(&again[key], value, "{key} read again");
+    }
+    assert_eq!(again["lineOrder"], "increasingY");
+    let header = &read_back(&[(&path, "openexr")])[0].attributes;
+    assert_eq!(header["owner"], "Jane Doe");
+    assert_eq!(header["myV2i"], json!([3, -4]));
+    assert_eq!(header["multiView"], json!(["left", "right"]));
+    assert_eq!(header["envmap"], "ENVMAP_LATLONG");
+}
+
+#[test]
 fn images_not_from_openexr_get_no_attributes_of_their_metadata() {
     let image = mixed_image();
     image
