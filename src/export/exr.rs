@@ -229,6 +229,9 @@ pub(crate) fn write(
     let headers: Headers = std::iter::once(header).collect();
     // An error reading the image, which the `exr` crate's callback cannot return.
     let mut failure = None;
+    // Not pedantic: the crate's strict check refuses standard attribute names among the
+    // custom attributes, which is where the restored ones are held; the rest of what it
+    // checks holds by construction (unique sorted names, increasing lines, valid windows).
     let written = exr::block::write(out, headers, false, |meta, writer| {
         let mut converted = vec![Vec::new(); channels.len()];
         loop {
