@@ -47,6 +47,7 @@
 //! | `image<T>` (channels, names, metadata) | [`Image`]; [`AnyImage`] for channels of different types |
 //! | `image<T>::read(path, [postprocess,] subimage, channels…)` (through OpenImageIO) | [`Image::read`], [`AnyImage::read`] (each channel's own type), [`AnyImage::read_with`] (post-process), with [`ReadOptions`]: OpenEXR, TIFF, PNG, JPEG |
 //! | Python `Image.dtype_from_file(path)`, `Image.dtypes_from_file(path)` | [`AnyImage::read_info`] ([`ImageFileInfo::dtypes`]: one per channel) |
+//! | — | [`AnyImage::write`] with [`WriteOptions`]: OpenEXR, TIFF and PNG export; [`AnyImage::preview`]: PNG thumbnails |
 //! | — | [`Channel::read_region`], [`Channel::write_region`]; `ndarray` views with the `ndarray` feature |
 //! | — | files: `create`/`open`/`open_read_only`, [`AnyChannel::refresh`], [`AnyChannel::sync`], [`AnyChannel::save_as`], [`AnyChannel::stats`], [`Channel::batch`] |
 //! | — | [`Progress`] observers (progress and cancellation) on compaction, `save_as`, `verify`, whole-channel decompression and adding a channel from data: the `*_with_progress` methods |
@@ -141,6 +142,7 @@ mod chunk_codec;
 mod chunk_storage;
 mod chunks;
 mod error;
+mod export;
 mod file_methods;
 mod format;
 mod geometry;
@@ -163,6 +165,10 @@ pub use channel::Channel;
 pub use chunk_storage::ChunkStorage;
 pub use chunks::{AnyImageBatch, Batch, ChunkMut, ChunkRef, ImageBatch};
 pub use error::{Argument, Error, Result};
+pub use export::{
+    DEFAULT_PREVIEW_SIZE, ExrCompression, ImageFormat, PreviewOptions, SampleDepth,
+    TiffCompression, Transfer, WriteOptions,
+};
 pub use format::{FORMAT_MAJOR, FORMAT_MINOR};
 pub use geometry::{Geometry, MAX_CHUNK_BYTES};
 pub use half::f16;
