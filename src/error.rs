@@ -119,10 +119,10 @@ pub enum Error {
     /// A [`Progress`](crate::Progress) observer cancelled the operation; what it leaves
     /// behind is said on the method (a cancelled compaction or `save_as` changes no file).
     Cancelled,
-    /// An image file (OpenEXR, TIFF, PNG, JPEG) could not be imported; `kind` says why.
-    /// A failed import leaves no file behind.
+    /// An image file (OpenEXR, TIFF, PNG, JPEG) could not be imported or exported; `kind`
+    /// says why. A failed import or export leaves no file behind.
     ImageFile {
-        /// The image file that was being read.
+        /// The image file that was being read or written.
         path: PathBuf,
         /// What went wrong.
         kind: ImageFileError,
@@ -177,6 +177,8 @@ pub enum Argument {
     AnonymousBacking,
     /// An element type that does not fit the operation.
     Dtype,
+    /// The longest side of a preview.
+    PreviewSize,
 }
 
 impl Argument {
@@ -206,6 +208,7 @@ impl Argument {
             Argument::RecordLength => "record length",
             Argument::AnonymousBacking => "anonymous backing",
             Argument::Dtype => "element type",
+            Argument::PreviewSize => "preview size",
         }
     }
 }

@@ -141,6 +141,7 @@ mod chunk_codec;
 mod chunk_storage;
 mod chunks;
 mod error;
+mod export;
 mod file_methods;
 mod format;
 mod geometry;
@@ -163,6 +164,10 @@ pub use channel::Channel;
 pub use chunk_storage::ChunkStorage;
 pub use chunks::{AnyImageBatch, Batch, ChunkMut, ChunkRef, ImageBatch};
 pub use error::{Argument, Error, Result};
+pub use export::{
+    DEFAULT_PREVIEW_SIZE, ExrCompression, ImageFormat, PreviewOptions, SampleDepth,
+    TiffCompression, Transfer, WriteOptions,
+};
 pub use format::{FORMAT_MAJOR, FORMAT_MINOR};
 pub use geometry::{Geometry, MAX_CHUNK_BYTES};
 pub use half::f16;

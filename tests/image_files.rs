@@ -21,31 +21,12 @@ use compressed_image::{AnyImage, Dtype, Error, Image, ImageFileError, ReadOption
 use serde_json::Value;
 
 mod common;
+#[path = "common/image_files.rs"]
+mod image_files;
 #[path = "common/python.rs"]
 mod python_env;
 
-const IMAGE_PYTHON: python_env::PythonEnv = python_env::PythonEnv {
-    purpose: "tests/image_files/make_files.py",
-    override_var: "CIMG_IMAGE_PYTHON",
-    project_venv: ".venv-img",
-    own_venv: "image-venv",
-    modules: &[
-        "numpy",
-        "OpenEXR",
-        "tifffile",
-        "PIL",
-        "imagecodecs",
-        "OpenImageIO",
-    ],
-    packages: &[
-        "numpy",
-        "openexr",
-        "tifffile",
-        "pillow",
-        "imagecodecs",
-        "openimageio",
-    ],
-};
+use image_files::{IMAGE_PYTHON, dtype, listing, values};
 
 /// The directory of generated files, made once per version of the generator (a file lock
 /// keeps parallel test processes from racing; the manifest, written last, marks it done).
@@ -92,31 +73,6 @@ fn cases(prefix: &str, errors: bool) -> Vec<&'static Value> {
 
 fn text(v: &Value) -> &str {
     v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
-}
-
-fn dtype(name: &str) -> Dtype {
-    Dtype::ALL
-        .into_iter()
-        .find(|d| d.name() == name)
-        .unwrap_or_else(|| panic!("unknown dtype {name}"))
-}
-
-/// Little-endian elements of `dtype` as numbers.
-fn values(bytes: &[u8], dtype: Dtype) -> Vec<f64> {
-    let each = bytes.chunks_exact(dtype.size());
-    each.map(|b| match dtype {
-        Dtype::U8 => f64::from(b[0]),
-        Dtype::I8 => f64::from(b[0] as i8),
-        Dtype::U16 => f64::from(u16::from_le_bytes([b[0], b[1]])),
-        Dtype::I16 => f64::from(i16::from_le_bytes([b[0], b[1]])),
-        Dtype::F16 => f16::from_le_bytes([b[0], b[1]]).to_f64(),
-        Dtype::U32 => f64::from(u32::from_le_bytes(b.try_into().unwrap())),
-        Dtype::I32 => f64::from(i32::from_le_bytes(b.try_into().unwrap())),
-        Dtype::F32 => f64::from(f32::from_le_bytes(b.try_into().unwrap())),
-        Dtype::F64 => f64::from_le_bytes(b.try_into().unwrap()),
-        other => panic!("unexpected dtype {other}"),
-    })
-    .collect()
 }
 
 /// `got` equals `expected` (raw bytes of `dtype`): exactly, or within `tolerance`.
@@ -307,16 +263,6 @@ fn kind_name(kind: &ImageFileError) -> &'static str {
         ImageFileError::Io(_) => "Io",
         _ => "unknown kind",
     }
-}
-
-/// Files in `dir`, sorted.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]

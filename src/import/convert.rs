@@ -135,6 +135,17 @@ pub(crate) fn convert(src: &[u8], from: Dtype, out: &mut [u8], to: Dtype) {
     with_element!(from, S => with_element!(to, D => convert_elements::<S, D>(src, out)))
 }
 
+/// Call `visit` with every element of `src` (elements of `dtype`, little-endian) on the
+/// common scale: integers normalised by their type's maximum (so negative for negative
+/// signed values), floats as they are.
+pub(crate) fn for_each_unit(src: &[u8], dtype: Dtype, mut visit: impl FnMut(f64)) {
+    with_element!(dtype, S => {
+        for s in src.chunks_exact(size_of::<S>()) {
+            visit(bytemuck::pod_read_unaligned::<S>(s).to_unit());
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

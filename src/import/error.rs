@@ -1,11 +1,11 @@
-//! [`ImageFileError`]: why an image file could not be imported.
+//! [`ImageFileError`]: why an image file could not be imported or exported.
 
 use std::fmt;
 use std::io;
 use std::path::Path;
 
-/// Why an image file could not be imported: the `kind` of [`Error::ImageFile`](crate::Error::ImageFile).
-/// New kinds may be added in minor releases.
+/// Why an image file could not be imported or exported: the `kind` of
+/// [`Error::ImageFile`](crate::Error::ImageFile). New kinds may be added in minor releases.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ImageFileError {
@@ -33,7 +33,7 @@ pub enum ImageFileError {
     },
     /// No channel of the file has this name.
     NoSuchChannel(String),
-    /// A channel index past the file's channels.
+    /// A channel index past the file's channels (on import).
     ChannelIndexOutOfRange {
         /// The index that was asked for.
         index: usize,
@@ -53,8 +53,17 @@ pub enum ImageFileError {
     Unsupported(String),
     /// The file is damaged, truncated or inconsistent: the decoder's message.
     Decode(String),
-    /// Reading the file failed.
+    /// Reading or writing the file failed.
     Io(io::Error),
+    /// The file name's extension names no format this library writes (the extension,
+    /// empty when there is none); see [`ImageFormat`](crate::ImageFormat).
+    UnknownExtension(String),
+    /// An export would write no channel: none was selected, or the image has none.
+    NoChannels,
+    /// Two exported channels would have the same name, which OpenEXR does not allow.
+    DuplicateChannel(String),
+    /// The encoder refused the image: its message.
+    Encode(String),
 }
 
 impl fmt::Display for ImageFileError {
@@ -88,7 +97,16 @@ impl fmt::Display for ImageFileError {
             }
             ImageFileError::Unsupported(what) => write!(f, "unsupported: {what}"),
             ImageFileError::Decode(message) => write!(f, "cannot decode: {message}"),
-            ImageFileError::Io(e) => write!(f, "read error: {e}"),
+            ImageFileError::Io(e) => write!(f, "I/O error: {e}"),
+            ImageFileError::UnknownExtension(ext) => write!(
+                f,
+                "cannot tell the format from the extension {ext:?} (exr, tif, tiff and png are written)"
+            ),
+            ImageFileError::NoChannels => f.write_str("no channels to write"),
+            ImageFileError::DuplicateChannel(name) => {
+                write!(f, "two channels would be named {name:?}")
+            }
+            ImageFileError::Encode(message) => write!(f, "cannot encode: {message}"),
         }
     }
 }
@@ -116,7 +134,7 @@ impl From<io::Error> for ImageFileError {
 /// `Result` of the format readers, whose errors the import attaches the path to.
 pub(crate) type FileResult<T = ()> = std::result::Result<T, ImageFileError>;
 
-/// Attaches `path` to a reader's error: `result.map_err(in_file(path))`.
+/// Attaches `path` to a reader's or writer's error: `result.map_err(in_file(path))`.
 pub(crate) fn in_file(path: &Path) -> impl Fn(ImageFileError) -> crate::Error + Copy + '_ {
     move |kind| crate::Error::ImageFile {
         path: path.to_path_buf(),

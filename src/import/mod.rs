@@ -4,15 +4,15 @@
 //! [`AnyImage::read`]).
 
 mod assemble;
-mod convert;
-mod error;
+pub(crate) mod convert;
+pub(crate) mod error;
 mod exr;
 mod exr_attributes;
 mod exr_header;
 mod file_info;
 mod jpeg;
 mod metadata;
-mod options;
+pub(crate) mod options;
 mod order;
 mod pipeline;
 mod png;

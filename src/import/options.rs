@@ -6,8 +6,10 @@ use crate::error::Result;
 use crate::sample::{Dtype, Sample};
 use crate::settings::Settings;
 
-/// Which channels of the file to import. Whatever the order of the request, the image
-/// gets them in the order the file presents them (see [`AnyImage::read`](crate::AnyImage::read)).
+/// Which channels to import from a file or to export from an image. On import, whatever
+/// the order of the request, the image gets them in the order the file presents them (see
+/// [`AnyImage::read`](crate::AnyImage::read)); on export, they are written in the order of
+/// the request (see [`AnyImage::write`](crate::AnyImage::write)).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ChannelSelection {
@@ -16,10 +18,44 @@ pub enum ChannelSelection {
     All,
     /// The channels with these names; a name given twice imports the channel twice.
     Names(Vec<String>),
-    /// The channels at these positions of the presented order; an index given twice
-    /// imports the channel twice.
+    /// The channels at these positions (of the presented order on import, of the image on
+    /// export); an index given twice imports the channel twice.
     Indices(Vec<usize>),
 }
+
+impl ChannelSelection {
+    /// The channels with these names.
+    pub fn names<S: Into<String>>(names: impl IntoIterator<Item = S>) -> ChannelSelection {
+        ChannelSelection::Names(names.into_iter().map(Into::into).collect())
+    }
+
+    /// The channels at these positions.
+    pub fn indices(indices: impl IntoIterator<Item = usize>) -> ChannelSelection {
+        ChannelSelection::Indices(indices.into_iter().collect())
+    }
+}
+
+/// The `channel_names` and `channel_indices` setters of an options type with a
+/// `channels` field, documented by the two strings.
+macro_rules! channel_setters {
+    ($names_doc:literal, $indices_doc:literal) => {
+        #[doc = $names_doc]
+        pub fn channel_names<S: Into<String>>(
+            mut self,
+            names: impl IntoIterator<Item = S>,
+        ) -> Self {
+            self.channels = $crate::import::ChannelSelection::names(names);
+            self
+        }
+
+        #[doc = $indices_doc]
+        pub fn channel_indices(mut self, indices: impl IntoIterator<Item = usize>) -> Self {
+            self.channels = $crate::import::ChannelSelection::indices(indices);
+            self
+        }
+    };
+}
+pub(crate) use channel_setters;
 
 /// Where the imported image lives.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -71,17 +107,10 @@ impl ReadOptions {
         self
     }
 
-    /// Import only the channels with these names.
-    pub fn channel_names<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
-        self.channels = ChannelSelection::Names(names.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Import only the channels at these positions of the presented order.
-    pub fn channel_indices(mut self, indices: impl IntoIterator<Item = usize>) -> Self {
-        self.channels = ChannelSelection::Indices(indices.into_iter().collect());
-        self
-    }
+    channel_setters!(
+        "Import only the channels with these names.",
+        "Import only the channels at these positions of the presented order."
+    );
 
     /// Compression settings of every imported channel.
     pub fn settings(mut self, settings: Settings) -> Self {

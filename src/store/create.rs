@@ -54,7 +54,7 @@ fn temp_prefix(path: &Path, what: &str) -> String {
 
 /// A new empty file in `path`'s directory, under a temporary name until persisted, with
 /// the permissions `File::create` would give (0o666 less the umask), not tempfile's 0o600.
-pub(super) fn temp_beside(path: &Path, what: &str) -> Result<(File, tempfile::TempPath)> {
+pub(crate) fn temp_beside(path: &Path, what: &str) -> Result<(File, tempfile::TempPath)> {
     use std::os::unix::fs::PermissionsExt;
     let dir = parent_dir(path);
     Ok(tempfile::Builder::new()
@@ -66,7 +66,8 @@ pub(super) fn temp_beside(path: &Path, what: &str) -> Result<(File, tempfile::Te
         .into_parts())
 }
 
-/// Kinds of temporary files, as named by [`temp_beside`].
+/// Kinds of temporary files a store makes, as named by [`temp_beside`] (image file
+/// exports name theirs `export`: a store never removes those).
 const TEMP_KINDS: [&str; 2] = ["new", "compact"];
 /// Length of the random suffix `tempfile` appends.
 const TEMP_RANDOM_LEN: usize = 6;

@@ -25,6 +25,7 @@ use anonymous::Anonymous;
 pub use anonymous::AnonymousBacking;
 pub use checks::ChecksumPolicy;
 pub use copy::{AutoCompact, Compaction};
+pub(crate) use create::temp_beside;
 pub(crate) use snapshot::{BlobRead, Snapshot, StoredChunk};
 pub(crate) use txn::Txn;
 
@@ -424,7 +425,7 @@ fn metadata_of(path: &Path) -> Result<std::fs::Metadata> {
 }
 
 /// fsync the directory holding `path`, so a rename into it is durable.
-fn sync_parent_dir(path: &Path) -> Result {
+pub(crate) fn sync_parent_dir(path: &Path) -> Result {
     File::open(create::parent_dir(path))?.sync_all()?;
     Ok(())
 }
