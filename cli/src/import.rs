@@ -61,16 +61,24 @@ pub fn run(ctx: &Context, args: ImportArgs) -> Outcome {
     ctx.check_interrupt(out)?;
 
     let reporter = ctx.reporter(format!("import {}", input.display()));
-    reporter.start("import", stored_bytes(&info, &options));
-    // Each chunk, converted and about to be compressed, is progress; an interrupt ends the
+    let total = stored_bytes(&info, &options);
+    // Progress starts with the first chunk, once the output file is being written; each
+    // chunk, converted and about to be compressed, is progress. An interrupt ends the
     // import, which then removes its temporary file.
+    let mut started = false;
     let image = AnyImage::read_with(input, &options, |mut chunk| {
+        if !started {
+            reporter.start("import", total);
+            started = true;
+        }
         match reporter.advance(chunk.bytes_mut().len() as u64) {
             ControlFlow::Continue(()) => Ok(()),
             ControlFlow::Break(()) => Err(Error::Cancelled),
         }
     });
-    reporter.finish();
+    if started {
+        reporter.finish();
+    }
     let image = image.map_err(failure)?;
 
     let during = |e| Failure::during(out, e);
