@@ -336,7 +336,7 @@ pub struct ImportArgs {
     /// Compression level, 0 to 9.
     #[arg(long, value_name = "N")]
     pub level: Option<u8>,
-    /// Bytes per chunk (of the stored type; rounded to whole scanlines).
+    /// Bytes per chunk of the stored type (rounded down to whole scanlines, at least one).
     #[arg(long, value_name = "BYTES")]
     pub chunk_size: Option<usize>,
 }

@@ -91,9 +91,10 @@ pub fn run(ctx: &Context, args: ImportArgs) -> Outcome {
     let names = image.channel_names().join(" ");
     let dtypes: Vec<String> = image.dtypes().iter().map(|d| d.to_string()).collect();
     emit(&format!(
-        "{}: {} channels ({names}; {}), {} x {}, {} stored in {}, ratio {:.2}\n",
+        "{}: {} channel{} ({names}; {}), {} x {}, {} stored in {}, ratio {:.2}\n",
         out.display(),
         image.num_channels(),
+        if image.num_channels() == 1 { "" } else { "s" },
         dtypes.join(" "),
         image.width(),
         image.height(),
