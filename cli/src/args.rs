@@ -125,7 +125,9 @@ Example:
 OpenEXR keeps f16, f32 and u32 channels (others become f16 or f32); PNG and TIFF take one to
 four channels (gray, gray + alpha, RGB, RGBA) at 8 bits when all are u8, else 16, floats
 sRGB-encoded. A .npy file holds one channel as a (height, width) array of its type. The file
-appears only when complete; whatever was at OUT stays until then.")]
+appears only when complete; whatever was at OUT stays until then. A .npy export stops at
+Ctrl-C; an OpenEXR, TIFF or PNG export runs to its end once started, and a second Ctrl-C
+ends it at once, leaving a temporary file .OUT.cimg-tmp-export-... beside OUT.")]
     Export(ExportArgs),
 
     /// Write a PNG thumbnail of a .cimg file.

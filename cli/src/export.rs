@@ -78,28 +78,13 @@ pub fn run(ctx: &Context, args: ExportArgs) -> Outcome {
     ctx.check_interrupt(out)?;
     let label = format!("export {}", out.display());
     let written = match target {
-        Target::Npy => {
-            if args.compression.is_some() {
-                return Err(Failure::usage(out, ".npy files take no --compression"));
-            }
-            let index = npy_channel(&image, input, &args.channels.selection())?;
-            let channel = channel_at(&image, input, index)?;
-            let reporter = ctx.reporter(label);
-            let bytes = (channel.width() * channel.height() * channel.dtype().size()) as u64;
-            reporter.start("export", bytes);
-            let done = write_beside(out, "export", |temp| {
-                write_channel(&channel, input, out, BufWriter::new(temp), &reporter)
-            });
-            reporter.finish();
-            done?;
-            format!("channel {index} as a .npy array")
-        }
+        Target::Npy => export_npy(ctx, &args, &image, label)?,
         Target::Image(format) => {
             let options = write_options(&args, format)?;
             let _spinner = ctx.spinner(label);
             image
                 .write(out, &options)
-                .map_err(|e| Failure::during(out, e))?;
+                .map_err(|e| Failure::writing(out, e))?;
             match format {
                 ImageFormat::OpenExr => "OpenEXR",
                 ImageFormat::Tiff => "TIFF",
@@ -115,6 +100,31 @@ pub fn run(ctx: &Context, args: ExportArgs) -> Outcome {
         image.height()
     ))?;
     Ok(Status::Success)
+}
+
+/// Write the selected channel of `image` as a .npy array, with a progress bar; what was
+/// written, for the summary.
+fn export_npy(
+    ctx: &Context,
+    args: &ExportArgs,
+    image: &AnyImage,
+    label: String,
+) -> Result<String, Failure> {
+    let (input, out) = (&args.input, &args.out);
+    if args.compression.is_some() {
+        return Err(Failure::usage(out, ".npy files take no --compression"));
+    }
+    let index = npy_channel(image, input, &args.channels.selection())?;
+    let channel = channel_at(image, input, index)?;
+    let reporter = ctx.reporter(label);
+    let bytes = (channel.width() * channel.height() * channel.dtype().size()) as u64;
+    reporter.start("export", bytes);
+    let done = write_beside(out, "export", |temp| {
+        write_channel(&channel, input, out, BufWriter::new(temp), &reporter)
+    });
+    reporter.finish();
+    done?;
+    Ok(format!("channel {index} as a .npy array"))
 }
 
 /// The one channel a .npy file gets: the one selected, or the image's only channel.

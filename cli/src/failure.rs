@@ -99,6 +99,17 @@ impl Failure {
         }
     }
 
+    /// A library error writing the image file `out`: as [`Failure::during`], without
+    /// naming `out` twice.
+    pub fn writing(out: &Path, error: Error) -> Failure {
+        match error {
+            Error::ImageFile { path, kind } if path == out => {
+                Failure::failed(out, kind.to_string())
+            }
+            error => Failure::during(out, error),
+        }
+    }
+
     /// The command line asks for something impossible with `path` (exit status 2, as
     /// for any wrong command line).
     pub fn usage(path: &Path, message: impl Into<String>) -> Failure {

@@ -24,7 +24,7 @@ pub fn run(ctx: &Context, args: PreviewArgs) -> Outcome {
         let _spinner = ctx.spinner(format!("preview {}", out.display()));
         image
             .preview(out, &options)
-            .map_err(|e| Failure::during(out, e))?;
+            .map_err(|e| Failure::writing(out, e))?;
     }
     emit(&format!(
         "{}: preview of {}\n",

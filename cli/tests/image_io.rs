@@ -356,3 +356,26 @@ fn a_killed_import_leaves_no_output_and_the_next_import_removes_its_temporary_fi
     assert_eq!(entries(&out_dir), ["big.cimg", "big.cimg.lock"]);
     assert_eq!(channels_of(&out).len(), 4);
 }
+
+#[test]
+fn an_export_the_format_cannot_hold_is_one_line_and_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = png_file(dir.path(), "photo.png", 8, 8);
+    let cimg_file = dir.path().join("photo.cimg");
+    run_ok(&["import".as_ref(), png.as_ref(), cimg_file.as_ref()]);
+    let before = entries(dir.path());
+    let out = dir.path().join("five.png");
+    let output = cimg()
+        .args(["--quiet", "export"])
+        .arg(&cimg_file)
+        .arg(&out)
+        .args(["--channel-indices", "0,1,2,3,0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = stderr_of(&output);
+    assert_one_error_line(&stderr, &out);
+    // The library's message names the file; the line names it once.
+    assert_eq!(stderr.matches("five.png").count(), 1, "{stderr}");
+    assert_eq!(entries(dir.path()), before);
+}
