@@ -59,6 +59,15 @@ Image.fromarray(pixels, 'RGBA').save(sys.argv[1] + '/{name}')"
     dir.join(name)
 }
 
+/// A Pillow PNG `<stem>.png` (see [`png_file`]) imported by `cimg` as `<stem>.cimg`: both
+/// paths.
+fn imported_png(dir: &Path, stem: &str, width: usize, height: usize) -> (PathBuf, PathBuf) {
+    let png = png_file(dir, &format!("{stem}.png"), width, height);
+    let cimg_file = dir.join(format!("{stem}.cimg"));
+    run_ok(&["import".as_ref(), png.as_ref(), cimg_file.as_ref()]);
+    (png, cimg_file)
+}
+
 /// Every channel's elements of the image file at `path`, as the library imports it.
 fn pixels(path: &Path) -> Vec<Vec<u8>> {
     AnyImage::read(path, &ReadOptions::default())
@@ -183,9 +192,7 @@ assert np.array_equal(z, original)",
 #[test]
 fn a_pillow_png_imports_as_rgba_u8_and_exports_back_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let png = png_file(dir.path(), "photo.png", 45, 31);
-    let cimg_file = dir.path().join("photo.cimg");
-    run_ok(&["import".as_ref(), png.as_ref(), cimg_file.as_ref()]);
+    let (png, cimg_file) = imported_png(dir.path(), "photo", 45, 31);
     assert_eq!(
         channels_of(&cimg_file),
         named(&[
@@ -215,9 +222,7 @@ fn a_pillow_png_imports_as_rgba_u8_and_exports_back_exactly() {
 #[test]
 fn a_preview_is_scaled_to_its_longest_side() {
     let dir = tempfile::tempdir().unwrap();
-    let png = png_file(dir.path(), "wide.png", 300, 200);
-    let cimg_file = dir.path().join("wide.cimg");
-    run_ok(&["import".as_ref(), png.as_ref(), cimg_file.as_ref()]);
+    let (_, cimg_file) = imported_png(dir.path(), "wide", 300, 200);
     let preview = dir.path().join("thumb.png");
     run_ok(&[
         "preview".as_ref(),
@@ -265,9 +270,7 @@ fn a_missing_input_is_one_line_and_exit_status_2() {
 #[test]
 fn an_unknown_export_extension_is_one_line_naming_the_output() {
     let dir = tempfile::tempdir().unwrap();
-    let png = png_file(dir.path(), "photo.png", 8, 8);
-    let cimg_file = dir.path().join("photo.cimg");
-    run_ok(&["import".as_ref(), png.as_ref(), cimg_file.as_ref()]);
+    let (_, cimg_file) = imported_png(dir.path(), "photo", 8, 8);
     let out = dir.path().join("photo.jpg");
     let output = cimg()
         .arg("export")
@@ -360,9 +363,7 @@ fn a_killed_import_leaves_no_output_and_the_next_import_removes_its_temporary_fi
 #[test]
 fn an_export_the_format_cannot_hold_is_one_line_and_leaves_no_file() {
     let dir = tempfile::tempdir().unwrap();
-    let png = png_file(dir.path(), "photo.png", 8, 8);
-    let cimg_file = dir.path().join("photo.cimg");
-    run_ok(&["import".as_ref(), png.as_ref(), cimg_file.as_ref()]);
+    let (_, cimg_file) = imported_png(dir.path(), "photo", 8, 8);
     let before = entries(dir.path());
     let out = dir.path().join("five.png");
     let output = cimg()
