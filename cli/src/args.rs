@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use compressed_image::{ChannelSelection, Codec, Dtype, ExrCompression, TiffCompression};
 
-/// Inspect, check and repair compressed-image (.cimg) files.
+/// Inspect, check and repair compressed-image (.cimg) files; import and export image files.
 #[derive(Debug, Parser)]
 #[command(name = "cimg", version, after_help = EXIT_STATUS)]
 pub struct Cli {
