@@ -1,14 +1,14 @@
 //! The command line: global options and one variant per subcommand.
 //!
-//! A new subcommand (image import and export, a preview) is a variant of [`Command`] with
-//! its own argument struct here and its own module beside `main.rs`, dispatched in
-//! `main::run`.
+//! A new subcommand is a variant of [`Command`] with its own argument struct here and its
+//! own module beside `main.rs`, dispatched in `main::run`.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use compressed_image::{ChannelSelection, Codec, Dtype, ExrCompression, TiffCompression};
 
-/// Inspect, check and repair compressed-image (.cimg) files.
+/// Inspect, check and repair compressed-image (.cimg) files; import and export image files.
 #[derive(Debug, Parser)]
 #[command(name = "cimg", version, after_help = EXIT_STATUS)]
 pub struct Cli {
@@ -103,6 +103,44 @@ The array must be C-ordered, of the channel's element type (either byte order) a
 shape (rows of the chunk, width); anything else is refused before the file changes.")]
     Set(SetArgs),
 
+    /// Import an OpenEXR, TIFF, PNG or JPEG file as a new .cimg file.
+    #[command(after_help = "\
+Example:
+  cimg import render.exr render.cimg --channels R,G,B --dtype f16 --codec zstd --level 5
+
+Channels are named and ordered as OpenImageIO presents the file (OpenEXR names grouped by
+layer; Y, Y A, R G B, R G B A for the other formats); a subset keeps that order. The image
+is streamed into a temporary file beside OUT.cimg, renamed into place only when complete:
+a failed or interrupted (Ctrl-C) import leaves nothing behind, and the next import to
+OUT.cimg removes what a killed one left. Prints one line: channels, size and ratio.")]
+    Import(ImportArgs),
+
+    /// Export a .cimg file as OpenEXR, TIFF or PNG (by OUT's extension), or one channel as .npy.
+    #[command(after_help = "\
+Example:
+  cimg export render.cimg render.exr --compression piz
+  cimg export scan.cimg scan.png --channels R,G,B
+  cimg export scan.cimg depth.npy --channels depth
+
+OpenEXR keeps f16, f32 and u32 channels (others become f16 or f32); PNG and TIFF take one to
+four channels (gray, gray + alpha, RGB, RGBA) at 8 bits when all are u8, else 16, floats
+sRGB-encoded. A .npy file holds one channel as a (height, width) array of its type. The file
+appears only when complete; whatever was at OUT stays until then. A .npy export stops at
+Ctrl-C; an OpenEXR, TIFF or PNG export runs to its end once started, and a second Ctrl-C
+ends it at once, leaving a temporary file .OUT.cimg-tmp-export-... beside OUT.")]
+    Export(ExportArgs),
+
+    /// Write a PNG thumbnail of a .cimg file.
+    #[command(after_help = "\
+Example:
+  cimg preview render.cimg thumb.png --size 256
+  cimg preview scan.cimg depth.png --channel depth
+
+Without --channel the preview shows R G B (and A) when the image has them, else Y (and A),
+else the first channel; each preview pixel is the mean of the pixels it covers, floats
+sRGB-encoded to 8 bits.")]
+    Preview(PreviewArgs),
+
     /// Print a shell completion script.
     #[command(after_help = "\
 Example:
@@ -192,6 +230,208 @@ pub struct SetArgs {
     /// The .npy array to store.
     #[arg(value_name = "F.npy")]
     pub npy: PathBuf,
+}
+
+/// Which channels to read or write: by name or by position, not both.
+#[derive(Debug, Args)]
+pub struct ChannelArgs {
+    /// Only these channels, by name (comma-separated).
+    #[arg(
+        long,
+        value_name = "NAMES",
+        value_delimiter = ',',
+        conflicts_with = "channel_indices"
+    )]
+    pub channels: Option<Vec<String>>,
+    /// Only the channels at these positions, counted from 0 (comma-separated).
+    #[arg(long, value_name = "INDICES", value_delimiter = ',')]
+    pub channel_indices: Option<Vec<usize>>,
+}
+
+impl ChannelArgs {
+    /// The selection the library takes.
+    pub fn selection(&self) -> ChannelSelection {
+        match (&self.channels, &self.channel_indices) {
+            (Some(names), _) => ChannelSelection::names(names.iter().cloned()),
+            (None, Some(indices)) => ChannelSelection::indices(indices.iter().copied()),
+            (None, None) => ChannelSelection::All,
+        }
+    }
+}
+
+/// The element type imported channels are stored as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DtypeArg {
+    /// Each channel's type in the file.
+    Native,
+    U8,
+    U16,
+    U32,
+    I8,
+    I16,
+    I32,
+    F16,
+    F32,
+    F64,
+}
+
+impl DtypeArg {
+    /// The library's element type; `None` for `native`.
+    pub fn dtype(self) -> Option<Dtype> {
+        Some(match self {
+            DtypeArg::Native => return None,
+            DtypeArg::U8 => Dtype::U8,
+            DtypeArg::U16 => Dtype::U16,
+            DtypeArg::U32 => Dtype::U32,
+            DtypeArg::I8 => Dtype::I8,
+            DtypeArg::I16 => Dtype::I16,
+            DtypeArg::I32 => Dtype::I32,
+            DtypeArg::F16 => Dtype::F16,
+            DtypeArg::F32 => Dtype::F32,
+            DtypeArg::F64 => Dtype::F64,
+        })
+    }
+}
+
+/// The c-blosc2 codec of imported channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CodecArg {
+    Blosclz,
+    Lz4,
+    Lz4hc,
+    Zstd,
+    Zlib,
+}
+
+impl From<CodecArg> for Codec {
+    fn from(codec: CodecArg) -> Codec {
+        match codec {
+            CodecArg::Blosclz => Codec::Blosclz,
+            CodecArg::Lz4 => Codec::Lz4,
+            CodecArg::Lz4hc => Codec::Lz4hc,
+            CodecArg::Zstd => Codec::Zstd,
+            CodecArg::Zlib => Codec::Zlib,
+        }
+    }
+}
+
+/// `cimg import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The image file (OpenEXR, TIFF, PNG or JPEG, recognised by its first bytes).
+    #[arg(value_name = "IMAGE")]
+    pub image: PathBuf,
+    /// The .cimg file to make (replaced if it exists, once the import is complete).
+    #[arg(value_name = "OUT.cimg")]
+    pub out: PathBuf,
+    /// The subimage: an OpenEXR part or a TIFF page, counted from 0.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub subimage: usize,
+    #[command(flatten)]
+    pub channels: ChannelArgs,
+    /// Store every channel as this type (converted as OpenImageIO converts).
+    #[arg(long, value_enum, default_value_t = DtypeArg::Native)]
+    pub dtype: DtypeArg,
+    /// Compression codec.
+    #[arg(long, value_enum)]
+    pub codec: Option<CodecArg>,
+    /// Compression level, 0 to 9.
+    #[arg(long, value_name = "N")]
+    pub level: Option<u8>,
+    /// Bytes per chunk of the stored type (rounded down to whole scanlines, at least one).
+    #[arg(long, value_name = "BYTES")]
+    pub chunk_size: Option<usize>,
+}
+
+/// How an exported OpenEXR or TIFF file is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressionArg {
+    /// No compression (OpenEXR, TIFF).
+    None,
+    /// OpenEXR: run-length.
+    Rle,
+    /// OpenEXR: deflate, one scanline per block.
+    Zips,
+    /// OpenEXR: deflate, 16 scanlines per block (the OpenEXR default).
+    Zip,
+    /// OpenEXR: wavelet.
+    Piz,
+    /// OpenEXR: f32 rounded to 24 bits (lossy).
+    Pxr24,
+    /// OpenEXR: f16 in 4x4 blocks (lossy).
+    B44,
+    /// OpenEXR: B44 with flat blocks smaller (lossy).
+    B44a,
+    /// OpenEXR: DCT, 32 scanlines (lossy for colour).
+    Dwaa,
+    /// OpenEXR: DCT, 256 scanlines (lossy for colour).
+    Dwab,
+    /// TIFF: LZW with predictor.
+    Lzw,
+    /// TIFF: deflate with predictor (the TIFF default).
+    Deflate,
+}
+
+impl CompressionArg {
+    /// The OpenEXR compression of this name, if OpenEXR has one.
+    pub fn exr(self) -> Option<ExrCompression> {
+        Some(match self {
+            CompressionArg::None => ExrCompression::None,
+            CompressionArg::Rle => ExrCompression::Rle,
+            CompressionArg::Zips => ExrCompression::Zips,
+            CompressionArg::Zip => ExrCompression::Zip,
+            CompressionArg::Piz => ExrCompression::Piz,
+            CompressionArg::Pxr24 => ExrCompression::Pxr24,
+            CompressionArg::B44 => ExrCompression::B44,
+            CompressionArg::B44a => ExrCompression::B44a,
+            CompressionArg::Dwaa => ExrCompression::Dwaa,
+            CompressionArg::Dwab => ExrCompression::Dwab,
+            CompressionArg::Lzw | CompressionArg::Deflate => return None,
+        })
+    }
+
+    /// The TIFF compression of this name, if TIFF has one.
+    pub fn tiff(self) -> Option<TiffCompression> {
+        match self {
+            CompressionArg::None => Some(TiffCompression::None),
+            CompressionArg::Lzw => Some(TiffCompression::Lzw),
+            CompressionArg::Deflate => Some(TiffCompression::Deflate),
+            _ => None,
+        }
+    }
+}
+
+/// `cimg export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The .cimg file to export.
+    #[arg(value_name = "IN.cimg")]
+    pub input: PathBuf,
+    /// The file to write: .exr, .tif, .tiff, .png or .npy (replaced once complete).
+    #[arg(value_name = "OUT")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub channels: ChannelArgs,
+    /// OpenEXR or TIFF compression.
+    #[arg(long, value_enum)]
+    pub compression: Option<CompressionArg>,
+}
+
+/// `cimg preview`.
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// The .cimg file to show.
+    #[arg(value_name = "IN.cimg")]
+    pub input: PathBuf,
+    /// The PNG file to write (replaced once complete).
+    #[arg(value_name = "OUT.png")]
+    pub out: PathBuf,
+    /// The longest side of the preview in pixels (a smaller image keeps its size).
+    #[arg(long, value_name = "PIXELS", default_value_t = compressed_image::DEFAULT_PREVIEW_SIZE)]
+    pub size: usize,
+    /// The channel to show, or up to four comma-separated (gray, gray + alpha, RGB, RGBA).
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub channel: Option<Vec<String>>,
 }
 
 /// `cimg completions`.

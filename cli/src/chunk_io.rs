@@ -10,7 +10,7 @@ use crate::describe::{
     channel_at, channel_label, channel_name, find_channel, open_read_only, open_writable,
 };
 use crate::failure::{Failure, Outcome, Status};
-use crate::npy::{ChunkAt, read_chunk, write_chunk};
+use crate::npy::{ChunkAt, read_chunk, write_beside, write_chunk};
 use compressed_image::AnyImage;
 
 /// The channel `at` names in `image` and its label for messages.
@@ -40,11 +40,9 @@ pub fn get(ctx: &Context, args: GetArgs) -> Outcome {
     };
     match &args.out {
         Some(out) => {
-            let (temp, dir) = temp_beside(out)?;
-            write_chunk(&channel, &at, BufWriter::new(temp.as_file()))?;
-            ctx.check_interrupt(file)?;
-            temp.persist(out).map_err(|e| {
-                Failure::failed(out, format!("writing into {}: {}", dir.display(), e.error))
+            write_beside(out, "get", |temp| {
+                write_chunk(&channel, &at, BufWriter::new(temp))?;
+                ctx.check_interrupt(file)
             })?;
         }
         None => {
@@ -63,23 +61,6 @@ pub fn get(ctx: &Context, args: GetArgs) -> Outcome {
         }
     }
     Ok(Status::Success)
-}
-
-/// A new file beside `path` that becomes `path` when persisted, with the permissions a
-/// plainly created file gets; and the directory, for messages.
-fn temp_beside(path: &Path) -> Result<(tempfile::NamedTempFile, &Path), Failure> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let temp = tempfile::Builder::new()
-        .prefix(".cimg-get-")
-        .suffix(".npy")
-        .permissions(std::fs::Permissions::from_mode(0o666))
-        .tempfile_in(dir)
-        .map_err(|e| Failure::failed(path, format!("creating a file in {}: {e}", dir.display())))?;
-    Ok((temp, dir))
 }
 
 /// Store the .npy array as the chunk, after checking it matches.

@@ -82,6 +82,40 @@ impl Failure {
         }
     }
 
+    /// A library error of an import from the image file `input` into `out`: the image file
+    /// is unreadable (exit status 2) when the error is about it, the import failed
+    /// otherwise.
+    pub fn importing(input: &Path, out: &Path, error: Error) -> Failure {
+        match error {
+            Error::File { path, source } if path == input => {
+                Failure::unreadable(input, source.to_string())
+            }
+            Error::ImageFile { path, kind } if path == input => {
+                Failure::unreadable(input, kind.to_string())
+            }
+            error @ Error::InvalidArgument { .. } => Failure::usage(out, error.to_string()),
+            error @ (Error::Locked { .. } | Error::Cancelled) => Failure::opening(out, error),
+            error => Failure::failed(out, error.to_string()),
+        }
+    }
+
+    /// A library error writing the image file `out`: as [`Failure::during`], without
+    /// naming `out` twice.
+    pub fn writing(out: &Path, error: Error) -> Failure {
+        match error {
+            Error::ImageFile { path, kind } if path == out => {
+                Failure::failed(out, kind.to_string())
+            }
+            error => Failure::during(out, error),
+        }
+    }
+
+    /// The command line asks for something impossible with `path` (exit status 2, as
+    /// for any wrong command line).
+    pub fn usage(path: &Path, message: impl Into<String>) -> Failure {
+        Failure::unreadable(path, message)
+    }
+
     /// `path` is not a readable .cimg file (exit status 2).
     pub fn unreadable(path: &Path, message: impl Into<String>) -> Failure {
         Failure {

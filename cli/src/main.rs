@@ -8,12 +8,15 @@ mod args;
 mod chunk_io;
 mod compact;
 mod describe;
+mod export;
 mod failure;
+mod import;
 mod info;
 mod interrupt;
 mod ls;
 mod npy;
 mod output;
+mod preview;
 mod progress;
 mod verify;
 
@@ -25,7 +28,7 @@ use clap::{CommandFactory, Parser};
 use crate::args::{Cli, Command};
 use crate::failure::{Failure, Outcome, Status};
 use crate::interrupt::Interrupt;
-use crate::progress::{Display, Reporter};
+use crate::progress::{Display, Reporter, Spinner};
 
 /// What every subcommand gets besides its arguments.
 pub struct Context {
@@ -37,6 +40,11 @@ impl Context {
     /// A progress observer for the operation `label` (say `compact scan.cimg`).
     pub fn reporter(&self, label: String) -> Reporter<'_> {
         Reporter::new(label, self.display, &self.interrupt)
+    }
+
+    /// A spinner for the operation `label`, which reports no progress.
+    pub fn spinner(&self, label: String) -> Spinner {
+        Spinner::start(label, self.display)
     }
 
     /// Stop before working on `path` if an interrupt arrived.
@@ -78,6 +86,9 @@ fn run(ctx: &Context, command: Command) -> Outcome {
         Command::Ls(args) => ls::run(ctx, args),
         Command::Get(args) => chunk_io::get(ctx, args),
         Command::Set(args) => chunk_io::set(ctx, args),
+        Command::Import(args) => import::run(ctx, args),
+        Command::Export(args) => export::run(ctx, args),
+        Command::Preview(args) => preview::run(ctx, args),
         Command::Completions(args) => {
             let mut out = Vec::new();
             clap_complete::generate(args.shell, &mut Cli::command(), "cimg", &mut out);

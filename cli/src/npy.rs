@@ -1,10 +1,12 @@
 //! One chunk as a NumPy `.npy` array of shape `(rows, width)`, C order: written from a
 //! channel, and read back checked against the chunk before anything is stored.
 
+use std::fs::File;
 use std::io::{Read, Write};
+use std::ops::ControlFlow;
 use std::path::Path;
 
-use compressed_image::{AnyChannel, Channel, Dtype, Sample, f16};
+use compressed_image::{AnyChannel, Channel, Dtype, Progress, Sample, f16};
 use npyz::{AutoSerialize, DType, Deserialize, NpyFile, Order, WriterBuilder};
 
 use crate::failure::Failure;
@@ -63,15 +65,94 @@ fn write_typed<T: Sample + AutoSerialize>(
     let data = typed
         .get_chunk_vec(at.index)
         .map_err(|e| Failure::during(at.file, e))?;
-    let write_error = |e: std::io::Error| Failure::failed(at.npy, format!("writing: {e}"));
+    write_array(at.npy, &shape, out, std::iter::once(Ok(data)))
+}
+
+/// Write a .npy array of `shape` to `out` (the file `npy`, for messages) from `parts`,
+/// consecutive runs of its elements in C order; the first failed part ends it.
+fn write_array<T: AutoSerialize>(
+    npy: &Path,
+    shape: &[u64],
+    out: impl Write,
+    parts: impl Iterator<Item = Result<Vec<T>, Failure>>,
+) -> Result<(), Failure> {
+    let write_error = |e: std::io::Error| Failure::failed(npy, format!("writing: {e}"));
     let mut writer = npyz::WriteOptions::<T>::new()
         .default_dtype()
-        .shape(&shape)
+        .shape(shape)
         .writer(out)
         .begin_nd()
         .map_err(write_error)?;
-    writer.extend(data).map_err(write_error)?;
+    for part in parts {
+        writer.extend(part?).map_err(write_error)?;
+    }
     writer.finish().map_err(write_error)
+}
+
+/// Write the whole of `channel` of the image `file` to `out` (the file `npy`) as a
+/// `(height, width)` array, a chunk at a time, reporting each chunk's bytes to `progress`
+/// (which may cancel).
+pub fn write_channel(
+    channel: &AnyChannel,
+    file: &Path,
+    npy: &Path,
+    out: impl Write,
+    progress: &dyn Progress,
+) -> Result<(), Failure> {
+    with_element_type!(
+        channel.dtype(),
+        file,
+        write_channel_typed(channel, file, npy, out, progress)
+    )
+}
+
+fn write_channel_typed<T: Sample + AutoSerialize>(
+    channel: &AnyChannel,
+    file: &Path,
+    npy: &Path,
+    out: impl Write,
+    progress: &dyn Progress,
+) -> Result<(), Failure> {
+    let typed =
+        Channel::<T>::try_from_any(channel.clone()).map_err(|e| Failure::during(file, e))?;
+    let shape = [channel.height() as u64, channel.width() as u64];
+    let chunks = (0..channel.num_chunks()).map(|index| {
+        let data = typed
+            .get_chunk_vec(index)
+            .map_err(|e| Failure::during(file, e))?;
+        match progress.advance(std::mem::size_of_val(data.as_slice()) as u64) {
+            ControlFlow::Continue(()) => Ok(data),
+            ControlFlow::Break(()) => Err(Failure::interrupted(npy)),
+        }
+    });
+    write_array(npy, &shape, out, chunks)
+}
+
+/// Write a file at `path` through `write`: into a temporary file beside it (named
+/// `.cimg-<what>-….npy`, with the permissions a plainly created file gets), renamed into
+/// place only when `write` succeeded; otherwise the temporary file is removed and
+/// whatever was at `path` stays.
+pub fn write_beside(
+    path: &Path,
+    what: &str,
+    write: impl FnOnce(&File) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let temp = tempfile::Builder::new()
+        .prefix(&format!(".cimg-{what}-"))
+        .suffix(".npy")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(|e| Failure::failed(path, format!("creating a file in {}: {e}", dir.display())))?;
+    write(temp.as_file())?;
+    temp.persist(path).map_err(|e| {
+        Failure::failed(path, format!("writing into {}: {}", dir.display(), e.error))
+    })?;
+    Ok(())
 }
 
 /// Read a .npy array from `input` and store it as chunk `at.index` of `channel`, once its

@@ -163,3 +163,44 @@ impl Progress for Reporter<'_> {
         }
     }
 }
+
+/// Shows that an operation without progress reports is running: a spinner with the
+/// elapsed time when stderr is a terminal, one line when it starts otherwise, nothing with
+/// `--quiet`. Cleared when dropped.
+pub struct Spinner {
+    bar: Option<ProgressBar>,
+}
+
+/// Time between two frames of a spinner.
+const SPIN_INTERVAL: Duration = Duration::from_millis(120);
+
+impl Spinner {
+    /// Start showing the operation `label`.
+    pub fn start(label: String, display: Display) -> Spinner {
+        let bar = match display {
+            Display::Bar => {
+                let style = ProgressStyle::with_template("{spinner} {prefix} {elapsed}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner());
+                let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+                    .with_style(style)
+                    .with_prefix(label);
+                bar.enable_steady_tick(SPIN_INTERVAL);
+                Some(bar)
+            }
+            Display::Lines => {
+                eprintln!("{label}: started");
+                None
+            }
+            Display::Off => None,
+        };
+        Spinner { bar }
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

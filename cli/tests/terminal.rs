@@ -6,13 +6,13 @@ mod common;
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use common::{entries, noise_f32};
+use common::{entries, full_pipe, noise_f32, wait_for};
 use compressed_image::{AnyImage, Settings};
 use rustix::fs::OFlags;
 use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
@@ -147,36 +147,6 @@ fn without_a_terminal_progress_is_plain_lines() {
         for sign in ["\x1b", "\r", "ETA", "[="] {
             assert!(!stderr.contains(sign), "{sign:?} in {stderr:?}");
         }
-    }
-}
-
-/// A pipe whose buffer is full: a child given its writing end as stderr blocks on its
-/// first write to stderr until the reading end is drained.
-fn full_pipe() -> (std::io::PipeReader, std::io::PipeWriter) {
-    let (reader, mut writer) = std::io::pipe().unwrap();
-    rustix::fs::fcntl_setfl(&writer, OFlags::NONBLOCK).unwrap();
-    for size in [4096, 1] {
-        let filler = vec![b'.'; size];
-        loop {
-            match writer.write(&filler) {
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) => panic!("filling the pipe: {e}"),
-            }
-        }
-    }
-    // The flag belongs to the open pipe, which the child shares: it must block.
-    rustix::fs::fcntl_setfl(&writer, OFlags::empty()).unwrap();
-    (reader, writer)
-}
-
-/// Wait until `path` exists, failing if `child` ends first.
-fn wait_for(path: &Path, child: &mut Child) {
-    while !path.exists() {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("cimg ended ({status}) before {} appeared", path.display());
-        }
-        std::thread::yield_now();
     }
 }
 

@@ -14,8 +14,11 @@ pub mod python;
 #[path = "../../../tests/common/rng.rs"]
 pub mod rng;
 
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Child, Output};
+
+use rustix::fs::OFlags;
 
 use compressed_image::serde_json::{self, Value, json};
 use compressed_image::{AnyImage, Settings, f16};
@@ -143,4 +146,34 @@ pub fn entries(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// A pipe whose buffer is full: a child given its writing end as stderr blocks on its
+/// first write to stderr until the reading end is drained.
+pub fn full_pipe() -> (std::io::PipeReader, std::io::PipeWriter) {
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    rustix::fs::fcntl_setfl(&writer, OFlags::NONBLOCK).unwrap();
+    for size in [4096, 1] {
+        let filler = vec![b'.'; size];
+        loop {
+            match writer.write(&filler) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("filling the pipe: {e}"),
+            }
+        }
+    }
+    // The flag belongs to the open pipe, which the child shares: it must block.
+    rustix::fs::fcntl_setfl(&writer, OFlags::empty()).unwrap();
+    (reader, writer)
+}
+
+/// Wait until `path` exists, failing if `child` ends first.
+pub fn wait_for(path: &Path, child: &mut Child) {
+    while !path.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("cimg ended ({status}) before {} appeared", path.display());
+        }
+        std::thread::yield_now();
+    }
 }
