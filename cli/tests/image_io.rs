@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -316,23 +315,8 @@ fn an_interrupted_import_leaves_no_output_and_no_temporary_file() {
     let input = exr_file(dir.path(), "big.exr", 512, 512);
     let out_dir = dir.path().join("out");
     std::fs::create_dir(&out_dir).unwrap();
-    let (child, mut stderr, out) = blocked_import(&input, &out_dir);
-    let pid = rustix::process::Pid::from_child(&child);
-    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
-
-    let mut shown = Vec::new();
-    stderr.read_to_end(&mut shown).unwrap();
-    let output = child.wait_with_output().unwrap();
-    let shown = String::from_utf8_lossy(&shown);
-    let shown = shown.trim_start_matches('.');
-    assert_eq!(output.status.code(), Some(130), "stderr: {shown}");
-    assert!(
-        shown.ends_with(&format!(
-            "cimg: {}: interrupted; the file is unchanged\n",
-            out.display()
-        )),
-        "stderr: {shown}"
-    );
+    let (child, stderr, out) = blocked_import(&input, &out_dir);
+    common::interrupt(child, stderr, &out);
     assert!(entries(&out_dir).is_empty(), "{:?}", entries(&out_dir));
 }
 

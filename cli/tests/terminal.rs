@@ -163,7 +163,7 @@ fn an_interrupt_during_compact_leaves_the_file_untouched_and_no_temporary_file()
     // before anything is copied) until the pipe is drained, so the interrupt sent while it
     // waits is certain to arrive before the copy can end. It takes the writer lock (the
     // lock file appears) after installing its interrupt handler.
-    let (mut stderr, writer) = full_pipe();
+    let (stderr, writer) = full_pipe();
     let mut command = Command::new(env!("CARGO_BIN_EXE_cimg"));
     command
         .arg("compact")
@@ -174,22 +174,7 @@ fn an_interrupt_during_compact_leaves_the_file_untouched_and_no_temporary_file()
     let mut child = command.spawn().unwrap();
     drop(command); // closes this process's writing end
     wait_for(&lock, &mut child);
-    let pid = rustix::process::Pid::from_child(&child);
-    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
-
-    let mut shown = Vec::new();
-    stderr.read_to_end(&mut shown).unwrap();
-    let output = child.wait_with_output().unwrap();
-    let shown = String::from_utf8_lossy(&shown);
-    let shown = shown.trim_start_matches('.');
-    assert_eq!(output.status.code(), Some(130), "stderr: {shown}");
-    assert!(
-        shown.ends_with(&format!(
-            "cimg: {}: interrupted; the file is unchanged\n",
-            path.display()
-        )),
-        "stderr: {shown}"
-    );
+    let output = common::interrupt(child, stderr, &path);
     assert!(output.stdout.is_empty());
     assert!(std::fs::read(&path).unwrap() == bytes, "the file changed");
     let mut after = listing.clone();

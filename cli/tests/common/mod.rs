@@ -177,3 +177,26 @@ pub fn wait_for(path: &Path, child: &mut Child) {
         std::thread::yield_now();
     }
 }
+
+/// Send SIGINT to `child` (a `cimg` run whose stderr is `stderr`), wait for it and check that
+/// it reported the interruption of `path` as its last line and exited with 130; returns its
+/// output.
+pub fn interrupt(child: Child, mut stderr: std::io::PipeReader, path: &Path) -> Output {
+    use std::io::Read;
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let mut shown = Vec::new();
+    stderr.read_to_end(&mut shown).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let shown = String::from_utf8_lossy(&shown);
+    let shown = shown.trim_start_matches('.');
+    assert_eq!(output.status.code(), Some(130), "stderr: {shown}");
+    assert!(
+        shown.ends_with(&format!(
+            "cimg: {}: interrupted; the file is unchanged\n",
+            path.display()
+        )),
+        "stderr: {shown}"
+    );
+    output
+}
