@@ -9,8 +9,8 @@
 use std::path::{Path, PathBuf};
 
 use ci::{
-    DEFAULT_PREVIEW_SIZE, ExrCompression, ImageFormat, PreviewOptions, SampleDepth, TiffCompression, Transfer,
-    WriteOptions,
+    DEFAULT_PREVIEW_SIZE, ExrCompression, ImageFormat, PreviewOptions, SampleDepth,
+    TiffCompression, Transfer, WriteOptions,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
