@@ -14,6 +14,11 @@ _JSON = Union[None, bool, int, float, str, List[Any], Tuple[Any, ...], Dict[str,
 # Image.read's postprocess(file_channel_index, chunk): change the (rows, width) chunk in place
 # and return None, or return a new array of the same shape and dtype.
 _PostProcess = Callable[[int, npt.NDArray[Any]], Optional[npt.NDArray[Any]]]
+# Image.write's compression: OpenEXR's names, then TIFF's (PNG takes none); any case at run time.
+_Compression = Literal[
+    "none", "rle", "zips", "zip", "piz", "pxr24", "b44", "b44a", "dwaa", "dwab", "lzw", "deflate"
+]
+_ImageFormat = Literal["exr", "openexr", "tif", "tiff", "png"]
 
 __all__ = [
     "Codec",
@@ -286,6 +291,27 @@ class Image:
     def dtype_from_file(filepath: _Path, subimage: int = 0) -> np.dtype[Any]: ...
     @staticmethod
     def dtypes_from_file(filepath: _Path, subimage: int = 0) -> List[np.dtype[Any]]: ...
+
+    # image files out (OpenEXR, TIFF, PNG) and PNG previews; not in 1.0.1
+    def write(
+        self,
+        filepath: _Path,
+        *,
+        channel_indices: Optional[Sequence[int]] = None,
+        channel_names: Optional[Sequence[str]] = None,
+        compression: Optional[_Compression] = None,
+        depth: Optional[Literal[8, 16]] = None,
+        transfer: Literal["srgb", "linear"] = "srgb",
+        format: Optional[_ImageFormat] = None,
+    ) -> None: ...
+    def preview(
+        self,
+        filepath: _Path,
+        max_size: int = 512,
+        *,
+        channel_indices: Optional[Sequence[int]] = None,
+        channel_names: Optional[Sequence[str]] = None,
+    ) -> None: ...
 
     # files
     @staticmethod

@@ -31,6 +31,14 @@
 //! | `Io` (reading the file failed) | `OSError`: the subclass for its errno, `filename` = `path` |
 //! | the post-process callback's exception | itself, unchanged |
 //! | anything else (the destination file: `File`, `Locked`, ...) | as in the table above |
+//!
+//! Exporting an image file (`Image.write`, `Image.preview`; not in 1.0.1) maps by the same
+//! rules: the kinds `UnknownExtension`, `NoChannels`, `Unsupported` (five channels for a
+//! PNG), `DuplicateChannel`, `TooLarge` and `Encode` are `ValueError`, `Io` an `OSError`
+//! naming the file; the selection's `UnknownChannelName` is `ValueError` and
+//! `IndexOutOfRange` `IndexError`, as `image["name"]` and `image[i]` raise; `File` (the
+//! directory cannot take the temporary file, or it cannot be renamed into place) is an
+//! `OSError`.
 
 use std::path::Path;
 
@@ -134,7 +142,7 @@ pub fn bad_subimage(path: &Path, index: impl std::fmt::Display, count: Option<us
     ))
 }
 
-/// The Python exception for why the image file `path` could not be imported.
+/// The Python exception for why the image file `path` could not be imported or exported.
 fn image_file_error(path: &Path, kind: ImageFileError) -> PyErr {
     let message = format!("{}: {kind}", path.display());
     match kind {
@@ -144,7 +152,8 @@ fn image_file_error(path: &Path, kind: ImageFileError) -> PyErr {
         }
         ImageFileError::Io(io) => os_error(io, Some(path)),
         // Unknown format, unsupported feature or compression, deep data, subsampled
-        // channels, a damaged file, too large, and kinds added later (non-exhaustive).
+        // channels, a damaged file, too large; an export's unknown extension, no channels,
+        // duplicate names, encoder refusal; and kinds added later (non-exhaustive).
         _ => PyValueError::new_err(message),
     }
 }

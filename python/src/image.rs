@@ -177,7 +177,7 @@ impl PyImage {
         }
     }
 
-    fn image(&self) -> PyResult<AnyImage> {
+    pub(crate) fn image(&self) -> PyResult<AnyImage> {
         self.state.get(Self::KIND)
     }
 

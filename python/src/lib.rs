@@ -9,8 +9,8 @@
 // The modules form a line, each using only those before it: errors → convert (numpy
 // arrays and dtypes) → json (metadata) → codec → settings (keyword arguments) → handle
 // (what Channel and Image share) → typed (generic chunk operations) → channel → image →
-// read (importing image files). backing (where anonymous stores keep their bytes) stands
-// apart.
+// read (importing image files) → write (exporting them). backing (where anonymous stores
+// keep their bytes) stands apart.
 mod backing;
 mod channel;
 mod codec;
@@ -22,6 +22,7 @@ mod json;
 mod read;
 mod settings;
 mod typed;
+mod write;
 
 use pyo3::prelude::*;
 
