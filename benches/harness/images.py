@@ -110,21 +110,24 @@ def applies(system: str, ds: dict) -> bool:
     return True
 
 
-def plan(a, datasets: dict, counts: list[int], all_cpus: int) -> list[dict]:
-    """The cases to run: kind, dataset, thread counts, systems and reps."""
-    cases = []
-    for name in IMPORT_DATASETS:
-        cases.append({"kind": "import", "dataset": name, "systems": IMPORT_SYSTEMS})
-    for name, ext in EXPORT_DATASETS.items():
-        cases.append({"kind": "export", "dataset": name, "systems": EXPORT_SYSTEMS, "ext": ext})
+def selected_cases(a) -> list[dict]:
+    """The cases `--cases` selects (default: all): kind, dataset and the systems that may run."""
+    cases = [{"kind": "import", "dataset": name, "systems": IMPORT_SYSTEMS} for name in IMPORT_DATASETS]
+    cases += [{"kind": "export", "dataset": name, "systems": EXPORT_SYSTEMS, "ext": ext}
+              for name, ext in EXPORT_DATASETS.items()]
     cases.append({"kind": "memory", "dataset": MEMORY_DATASET, "systems": MEMORY_SYSTEMS})
-    wanted_cases = [c for c in a.cases.split(",") if c]
+    wanted = [c for c in a.cases.split(",") if c]
+    for c in cases:
+        c["id"] = f"{c['kind']}:{c['dataset']}"
+    return [c for c in cases if not wanted or any(w in (c["id"], c["kind"], c["dataset"]) for w in wanted)]
+
+
+def plan(a, cases: list[dict], datasets: dict, counts: list[int], all_cpus: int) -> list[dict]:
+    """The cases to run, each with its systems (those of `--systems` that apply to its file),
+    thread counts and reps."""
     wanted_systems = [s for s in a.systems.split(",") if s]
     out = []
     for c in cases:
-        case_id = f"{c['kind']}:{c['dataset']}"
-        if wanted_cases and not any(w in (case_id, c["kind"], c["dataset"]) for w in wanted_cases):
-            continue
         ds = datasets[c["dataset"]]
         systems = [s for s in c["systems"] if applies(s, ds) and (not wanted_systems or s in wanted_systems)]
         if c["kind"] == "memory":
@@ -134,7 +137,7 @@ def plan(a, datasets: dict, counts: list[int], all_cpus: int) -> list[dict]:
         else:
             threads, reps = counts, a.reps
         if systems and threads:
-            out.append(dict(c, id=case_id, systems=systems, threads=threads, reps=reps))
+            out.append(dict(c, systems=systems, threads=threads, reps=reps))
     return out
 
 
@@ -343,11 +346,13 @@ def main() -> int:
     os.makedirs(DATA, exist_ok=True)
     H.ensure_peers()
     ensure_peer_image_packages()
-    names = IMPORT_DATASETS + [n for n in EXPORT_DATASETS if n not in IMPORT_DATASETS] + [MEMORY_DATASET]
-    datasets = ensure_datasets(a.quick, names)
-    cases = plan(a, datasets, counts, all_cpus)
+    cases = selected_cases(a)
     if not cases:
-        ap.error("no case selected")
+        ap.error(f"--cases selects nothing; cases: {', '.join(c['id'] for c in selected_cases(argparse.Namespace(cases='')))}")
+    datasets = ensure_datasets(a.quick, sorted({c["dataset"] for c in cases}))
+    cases = plan(a, cases, datasets, counts, all_cpus)
+    if not cases:
+        ap.error("no system of --systems runs in the selected cases")
     runners = {SYSTEMS[s]["runner"] for c in cases for s in c["systems"]}
     status = {}
     if "ours" in runners:

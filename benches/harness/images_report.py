@@ -201,7 +201,8 @@ def time_cell(a: dict | None, ds: dict, name: str = "time_s") -> str:
     if not vals:
         return f"FAILED ({len(a['failed'])})" if a["failed"] else ""
     med = statistics.median(vals)
-    s = f"{fmt_s(med)} s [{fmt_s(min(vals))}–{fmt_s(max(vals))}]<br>{ds['raw_bytes'] / med / 1e6:.0f} MB/s"
+    s = f"{fmt_s(med)} s" + (f" [{fmt_s(min(vals))}–{fmt_s(max(vals))}]" if len(vals) > 1 else "")
+    s += f"<br>{ds['raw_bytes'] / med / 1e6:.0f} MB/s"
     if a["failed"]:
         s += f"<br>+{len(a['failed'])} FAILED"
     return s
