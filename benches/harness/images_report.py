@@ -78,7 +78,10 @@ NOTES = [
     "Ours and compressed-image 1.0.1 store the same settings: LZ4 level 9, byte shuffle, 32 KiB blocks, 4 MiB "
     "chunks. `Image.read(dtype)` is given the type OpenImageIO merges the file's channels to (float16 for RGBA "
     "half, float32 for half + float, uint16, uint8); OpenImageIO reads in the file's `spec.format` (the same "
-    "types); `read_native` keeps each channel's own type and runs only where that differs (the 8-channel files).",
+    "types); `read_native` keeps each channel's own type and runs only where that differs (the 8-channel files). "
+    "OpenImageIO opens files with `oiio:UnassociatedAlpha` set, so that it returns (and writes back) a PNG's "
+    "colour as stored, as ours imports it; compressed-image 1.0.1 reads through OpenImageIO's default, which "
+    "multiplies colour by alpha.",
     "Durability: ours writing a named file (`rust-file`, `cimg`, `read_native(path=)`, every export of ours) "
     "makes it durable (fsync) and renames it into place before the call returns; OpenImageIO's export time "
     "includes an `os.fsync` of the file after `close()`. Exports of ours read a .cimg file imported from the "

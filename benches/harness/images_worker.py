@@ -11,8 +11,10 @@ repository's module in .venv; every system uses the default compression settings
 9, 32 KiB blocks, 4 MiB chunks):
 
 - ``oiio-read``: OpenImageIO's wheel reads the whole file into one numpy array,
-  ``ImageInput.open(path)`` then ``read_image`` in the file's own format (``spec.format``), with
-  ``OpenImageIO.attribute("threads", N)`` and ``attribute("exr_threads", N)``.
+  ``ImageInput.open(path, config)`` then ``read_image`` in the file's own format
+  (``spec.format``), with ``OpenImageIO.attribute("threads", N)`` and ``attribute("exr_threads",
+  N)``; ``config`` sets ``oiio:UnassociatedAlpha`` so that the pixels are as stored, as ours
+  imports them (by default OpenImageIO multiplies colour by a PNG's or TIFF's alpha).
 - ``oiio-write``: the same read (not timed), then OpenImageIO writes those pixels to
   ``--output`` (the format from its extension; OpenEXR ZIP, TIFF Deflate, PNG), each channel in
   the file's own type; timed: create, open, ``write_image``, close and ``os.fsync``.
@@ -57,8 +59,11 @@ def oiio_module(threads: int):
 
 
 def oiio_read(oiio, path: str):
-    """(pixels, spec) of the whole file, in the file's own format."""
-    inp = oiio.ImageInput.open(path)
+    """(pixels, spec) of the whole file, in the file's own format, alpha as stored (like ours:
+    OpenImageIO would multiply colour by unassociated alpha by default)."""
+    config = oiio.ImageSpec()
+    config.attribute("oiio:UnassociatedAlpha", 1)
+    inp = oiio.ImageInput.open(path, config)
     if inp is None:
         raise RuntimeError(f"OpenImageIO cannot open {path}: {oiio.geterror()}")
     spec = inp.spec()
@@ -77,6 +82,8 @@ def oiio_write(oiio, path: str, pixels, spec) -> None:
     target.channelnames = spec.channelnames
     if len(spec.channelformats):
         target.channelformats = spec.channelformats
+    if spec.get_int_attribute("oiio:UnassociatedAlpha"):
+        target.attribute("oiio:UnassociatedAlpha", 1)  # the pixels are as stored: write them so
     if not path.endswith(".png"):
         target.attribute("compression", "zip")  # OpenEXR ZIP; TIFF Deflate (with the predictor)
     if not out.open(path, target):
