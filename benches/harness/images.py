@@ -5,7 +5,7 @@ against OpenImageIO's wheel, compressed-image 1.0.1 (whose `Image.read` reads th
 OpenImageIO) and the `exr` crate alone, at equal thread counts, with each process's peak RSS.
 
     python3 benches/harness/images.py [--quick] [--reps N] [--threads 1,all] [--cases NAME,...]
-                                      [--systems NAME,...] [--output PATH] [--report-only]
+                                      [--systems NAME,...] [--output PATH] [--report-only | --setup-only]
 
 Sets up what it needs (the peers venv, our extension in .venv, the Rust driver and `cimg`),
 generates the image files once (images_data.py), runs every (rep, case, thread count, system)
@@ -327,6 +327,8 @@ def main() -> int:
     ap.add_argument("--output", default=None, help=f"report path (default {os.path.relpath(IMAGES_MD, H.ROOT)}; "
                                                    f"with --quick {os.path.relpath(quick_md(), H.ROOT)})")
     ap.add_argument("--report-only", action="store_true", help="rewrite the report from the results JSON")
+    ap.add_argument("--setup-only", action="store_true",
+                    help="set up (venvs, builds) and write the image files of the selected cases, then stop")
     a = ap.parse_args()
     if a.report_only:
         path = results_json(a.quick)
@@ -363,6 +365,9 @@ def main() -> int:
         status["driver"] = H.ensure_driver(env)
     if "cimg" in runners:
         status["cimg"] = ensure_cimg(env)
+    if a.setup_only:
+        H.log(f"set up; image files in {os.path.relpath(DATA, H.ROOT)}")
+        return 0
     shutil.rmtree(os.path.join(H.WORK, "tmp", "images-inputs"), ignore_errors=True)
     inputs = prepare_export_inputs(cases, datasets, status.get("driver", ("ok",))[0] == "ok")
 

@@ -24,7 +24,7 @@ import sys
 
 import numpy as np
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 BAND_ROWS = 512
 SEED = 20241202
 
@@ -138,8 +138,9 @@ def write_tiff(path: str, planes: dict[str, np.ndarray]) -> None:
     import tifffile
 
     rgb = np.stack([planes[c] for c in ("R", "G", "B")], axis=-1)
-    # Deflate with the horizontal predictor, 16 rows (768 KiB of a 8192-wide image) a strip.
-    tifffile.imwrite(path, rgb, photometric="rgb", compression="deflate", predictor=True, rowsperstrip=16,
+    # Deflate (code 8, as libtiff writes it) with the horizontal predictor, 16 rows (768 KiB of
+    # a 8192-wide image) a strip.
+    tifffile.imwrite(path, rgb, photometric="rgb", compression="adobe_deflate", predictor=True, rowsperstrip=16,
                      maxworkers=os.cpu_count())
 
 
