@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use crate::import::ImageFileError;
 use crate::sample::Dtype;
+use crate::stored_chunk::ChunkProblem;
 
 /// `Result` with this crate's [`Error`] as the default error type.
 pub type Result<T = (), E = Error> = std::result::Result<T, E>;
@@ -126,6 +127,13 @@ pub enum Error {
         path: PathBuf,
         /// What went wrong.
         kind: ImageFileError,
+    },
+    /// A [`StoredChunk`](crate::StoredChunk) was refused: it does not decode, or does not
+    /// fit the channel and index it was set as; `problem` says which check failed. Nothing
+    /// was committed.
+    InvalidStoredChunk {
+        /// The check that failed.
+        problem: ChunkProblem,
     },
     /// c-blosc2 reported an error.
     Codec {
@@ -297,6 +305,7 @@ impl fmt::Display for Error {
             }
             Error::Cancelled => f.write_str("the operation was cancelled"),
             Error::ImageFile { path, kind } => write!(f, "{}: {kind}", path.display()),
+            Error::InvalidStoredChunk { problem } => write!(f, "stored chunk refused: {problem}"),
             Error::Codec { call, code } => write!(f, "c-blosc2 call {call} failed with code {code}"),
         }
     }

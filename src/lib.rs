@@ -50,6 +50,7 @@
 //! | — | [`AnyImage::write`] with [`WriteOptions`]: OpenEXR, TIFF and PNG export; [`AnyImage::preview`]: PNG thumbnails |
 //! | — | [`Channel::read_region`], [`Channel::write_region`]; `ndarray` views with the `ndarray` feature |
 //! | — | files: `create`/`open`/`open_read_only`, [`AnyChannel::refresh`], [`AnyChannel::sync`], [`AnyChannel::save_as`], [`AnyChannel::stats`], [`Channel::batch`] |
+//! | — | [`StoredChunk`]: a chunk compressed on any handle ([`AnyChannel::compress_chunk_bytes`], [`Channel::compress_chunk`]), even read-only or in another process, and committed by the writer without decompressing ([`AnyChannel::set_stored_chunk`], [`AnyChannel::set_stored_chunks`], [`Batch::set_stored_chunk`]) |
 //! | — | [`Progress`] observers (progress and cancellation) on compaction, `save_as`, `verify`, whole-channel decompression and adding a channel from data: the `*_with_progress` methods |
 //!
 //! # Deviations from the original, on purpose
@@ -157,6 +158,7 @@ mod region;
 mod sample;
 mod settings;
 mod store;
+mod stored_chunk;
 mod threads;
 
 pub use any_channel::AnyChannel;
@@ -190,3 +192,4 @@ pub use store::{
     AnonymousBacking, AutoCompact, ChecksumPolicy, Compaction, Durability, Stats, Verification,
     WrapBackend,
 };
+pub use stored_chunk::{ChunkProblem, StoredChunk};
