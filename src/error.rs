@@ -135,6 +135,15 @@ pub enum Error {
         /// The check that failed.
         problem: ChunkProblem,
     },
+    /// The commit a [`SnapshotId`](crate::SnapshotId) names is not in the file at the
+    /// path: the file was compacted or replaced since (or the commit was lost in a power
+    /// failure before it was synced). Nothing was read.
+    SnapshotUnavailable {
+        /// Generation of the commit asked for.
+        generation: u64,
+        /// Which check failed.
+        reason: String,
+    },
     /// c-blosc2 reported an error.
     Codec {
         /// The C function that failed.
@@ -187,6 +196,8 @@ pub enum Argument {
     Dtype,
     /// The longest side of a preview.
     PreviewSize,
+    /// The encoding of a [`SnapshotId`](crate::SnapshotId).
+    SnapshotId,
 }
 
 impl Argument {
@@ -217,6 +228,7 @@ impl Argument {
             Argument::AnonymousBacking => "anonymous backing",
             Argument::Dtype => "element type",
             Argument::PreviewSize => "preview size",
+            Argument::SnapshotId => "snapshot id",
         }
     }
 }
@@ -306,6 +318,10 @@ impl fmt::Display for Error {
             Error::Cancelled => f.write_str("the operation was cancelled"),
             Error::ImageFile { path, kind } => write!(f, "{}: {kind}", path.display()),
             Error::InvalidStoredChunk { problem } => write!(f, "stored chunk refused: {problem}"),
+            Error::SnapshotUnavailable { generation, reason } => write!(
+                f,
+                "the commit of generation {generation} is no longer in the file ({reason})"
+            ),
             Error::Codec { call, code } => write!(f, "c-blosc2 call {call} failed with code {code}"),
         }
     }
