@@ -1,7 +1,7 @@
 """Type stubs of compressed_image: the compressed-image 1.0.1 Python API plus persistence."""
 
 import os
-from typing import Any, Callable, Dict, Iterator, List, Literal, Optional, Sequence, Tuple, Union, final, overload
+from typing import Any, Callable, Dict, Iterator, List, Literal, Optional, Sequence, SupportsIndex, Tuple, Union, final, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -14,6 +14,9 @@ _JSON = Union[None, bool, int, float, str, List[Any], Tuple[Any, ...], Dict[str,
 # Image.read's postprocess(file_channel_index, chunk): change the (rows, width) chunk in place
 # and return None, or return a new array of the same shape and dtype.
 _PostProcess = Callable[[int, npt.NDArray[Any]], Optional[npt.NDArray[Any]]]
+# Channel indexing: an int or slice per axis (rows, columns), at most one Ellipsis.
+_Index = Union[SupportsIndex, slice, ellipsis]
+_Key = Union[_Index, Tuple[_Index, ...]]
 
 __all__ = [
     "Codec",
@@ -201,6 +204,15 @@ class Channel:
     def width(self) -> int: ...
     @property
     def height(self) -> int: ...
+
+    # numpy (not in 1.0.1)
+    def __array__(self, dtype: Optional[_DTypeLike] = None, copy: Optional[bool] = None) -> npt.NDArray[Any]: ...
+    @property
+    def ndim(self) -> int: ...
+    def __len__(self) -> int: ...
+    def __getitem__(self, key: _Key, /) -> npt.NDArray[Any]: ...
+    def __setitem__(self, key: _Key, value: npt.ArrayLike, /) -> None: ...
+    def read_rows(self, y0: int, y1: int) -> npt.NDArray[Any]: ...
 
 @final
 class Image:

@@ -9,8 +9,9 @@
 // The modules form a line, each using only those before it: errors → convert (numpy
 // arrays and dtypes) → json (metadata) → codec → settings (keyword arguments) → handle
 // (what Channel and Image share) → typed (generic chunk operations) → channel → image →
-// read (importing image files). backing (where anonymous stores keep their bytes) stands
-// apart.
+// read (importing image files) → array (numpy indexing of Channel). backing (where
+// anonymous stores keep their bytes) stands apart.
+mod array;
 mod backing;
 mod channel;
 mod codec;
