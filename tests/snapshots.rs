@@ -102,7 +102,7 @@ fn a_reader_in_another_process_stays_on_its_pinned_commit_while_the_writer_commi
 }
 
 #[test]
-fn every_handle_type_opens_a_pinned_commit_and_pickled_ids_round_trip() {
+fn every_handle_type_opens_a_pinned_commit_and_the_id_encodings_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("image.cimg");
     let image = Image::<u8>::create(&path, 4, 2).unwrap();
