@@ -6,7 +6,7 @@ use ci::{AnyChannel, Channel, Dtype, Region};
 use numpy::{PyArray1, PyArrayMethods, PyUntypedArray};
 use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PySlice, PyTuple};
+use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PySlice, PyTuple};
 
 use crate::channel::PyChannel;
 use crate::convert::{Elem, dispatch, np_dtype, with_bytes, with_slice};
@@ -127,9 +127,13 @@ impl Axis {
             Axis::Index(i) => slice(py, i as isize, Some(i as isize + 1), 1),
             Axis::Range { first, step, len } => {
                 // One step past the last position; below 0 (a negative step down to 0)
-                // only `None` says it.
-                let end = first as isize + step * len as isize;
-                slice(py, first as isize, (end >= 0).then_some(end), step)
+                // only `None` says it. A step so large that this overflows selects one
+                // position, which `None` selects too.
+                let end = step
+                    .checked_mul(len as isize)
+                    .and_then(|d| (first as isize).checked_add(d))
+                    .filter(|end| *end >= 0);
+                slice(py, first as isize, end, step)
             }
         }
     }
@@ -241,10 +245,11 @@ fn read_selection<'py, T: Elem>(
     Ok(selected)
 }
 
-/// `value` as an array of `dtype` broadcast to `shape`. numpy arrays and numpy scalars
-/// must convert without loss (`np.can_cast(..., "safe")`); Python numbers and sequences as
-/// `Channel.full`'s `fill_value`: integers must fit an integer channel exactly, floats go
-/// only to float channels. TypeError or ValueError otherwise, before anything is written.
+/// `value` as an array of `dtype` broadcast to `shape`. Python numbers, lists and tuples
+/// follow `Channel.full`'s `fill_value`: integers must fit an integer channel exactly,
+/// floats go only to float channels (rounded); numpy arrays and scalars, and other array
+/// likes (a Channel), must convert without loss (`np.can_cast(..., "safe")`). TypeError or
+/// ValueError otherwise, before anything is written.
 fn assigned_values<'py>(
     value: &Bound<'py, PyAny>,
     dtype: Dtype,
@@ -253,13 +258,20 @@ fn assigned_values<'py>(
     let py = value.py();
     let np = py.import("numpy")?;
     let target = np_dtype(py, dtype)?;
-    let from_numpy = value.is_instance(&np.getattr("ndarray")?)?
+    // Python numbers and sequences follow `fill_value`'s rules; numpy arrays and scalars,
+    // and anything else numpy converts (objects with `__array__`), must cast safely.
+    let is_numpy = value.is_instance(&np.getattr("ndarray")?)?
         || value.is_instance(&np.getattr("generic")?)?;
+    let from_python = !is_numpy
+        && (value.is_instance_of::<PyInt>()
+            || value.is_instance_of::<PyFloat>()
+            || value.is_instance_of::<PyList>()
+            || value.is_instance_of::<PyTuple>());
     let given = np.call_method1("asarray", (value,))?;
     let given_dtype = given.getattr("dtype")?;
     let kind: String = given_dtype.getattr("kind")?.extract()?;
     let integer_target = !matches!(dtype, Dtype::F16 | Dtype::F32 | Dtype::F64);
-    let allowed = if from_numpy {
+    let allowed = if !from_python {
         np.call_method1("can_cast", (&given_dtype, &target, "safe"))?
             .is_truthy()?
     } else if integer_target {
@@ -273,7 +285,7 @@ fn assigned_values<'py>(
         )));
     }
     let converted = given.call_method1("astype", (&target,))?;
-    if !from_numpy && integer_target {
+    if from_python && integer_target {
         let back = converted.call_method1("astype", (&given_dtype,))?;
         if !np
             .call_method1("array_equal", (&back, &given))?

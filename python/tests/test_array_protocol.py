@@ -226,6 +226,14 @@ def test_scalars_broadcast_and_python_values_must_fit():
     with pytest.raises(TypeError):
         f[2] = np.ones(4, np.float64)  # an unsafe one
     assert f[0, 0] == np.float32(0.1) and f[1, 3] == 3
+    # Another channel is an array like: float64 into float32 would lose precision.
+    with pytest.raises(TypeError):
+        f[:] = Channel.zeros(np.float64, 4, 4)
+    f[:] = Channel.full(np.float16, 2.5, 4, 4)
+    assert (np.asarray(f) == 2.5).all()
+    # A step too large to add to its start selects one position.
+    f[::2, 1 : 3 : 2**63 - 1] = 7
+    np.testing.assert_array_equal(f[:, 1:3], [[7, 2.5], [2.5, 2.5], [7, 2.5], [2.5, 2.5]])
 
 
 def test_setitem_on_a_read_only_handle_changes_nothing(tmp_path):
