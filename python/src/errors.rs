@@ -12,6 +12,8 @@
 //! | `Locked` | `LockedError` (a `RuntimeError`) |
 //! | `ReadOnly` | `ReadOnlyError` (a `RuntimeError`) |
 //! | `ChannelRemoved` | `ChannelRemovedError` (a `RuntimeError`) |
+//! | `InvalidStoredChunk` (a stored chunk that does not decode or does not fit its channel) | `ValueError` |
+//! | `SnapshotUnavailable` (a pinned commit the file no longer holds) | `SnapshotUnavailableError` (a `RuntimeError`) |
 //! | `ImageFile` | by its kind, in the second table |
 //! | `Poisoned`, `BatchInProgress`, `Codec`, anything newer | `RuntimeError` |
 //! | `File { path, source }` (a file that could not be opened, created or locked) | `OSError`: the subclass for the errno (e.g. `FileNotFoundError`, `PermissionError`, `IsADirectoryError`), `filename` = `path` |
@@ -74,6 +76,13 @@ pyo3::create_exception!(
     ChannelRemovedError,
     PyRuntimeError,
     "The channel behind this handle was removed from its image."
+);
+
+pyo3::create_exception!(
+    compressed_image,
+    SnapshotUnavailableError,
+    PyRuntimeError,
+    "The commit a snapshot id names is no longer in the file: it was compacted or replaced since."
 );
 
 /// `ImageFileNotFoundError`, made once: `create_exception!` takes a single base, and this
@@ -201,7 +210,12 @@ pub fn to_py_at(e: Error, path: Option<&Path>) -> PyErr {
         }
         Error::InvalidArgument { .. }
         | Error::DtypeMismatch { .. }
-        | Error::ChannelDtypeMismatch { .. } => PyValueError::new_err(msg),
+        | Error::ChannelDtypeMismatch { .. }
+        | Error::InvalidStoredChunk { .. } => PyValueError::new_err(msg),
+        Error::SnapshotUnavailable { .. } => match path {
+            Some(p) => SnapshotUnavailableError::new_err(format!("{}: {msg}", p.display())),
+            None => SnapshotUnavailableError::new_err(msg),
+        },
         Error::IndexOutOfRange { .. } => PyIndexError::new_err(msg),
         Error::Locked { .. } => LockedError::new_err(msg),
         Error::ReadOnly => ReadOnlyError::new_err(msg),

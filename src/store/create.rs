@@ -138,6 +138,7 @@ impl Store {
             path: fresh.path,
             current: RwLock::new(Arc::new(snapshot)),
             writer: Some(Mutex::new(writer)),
+            pinned: false,
             auto_compact: Mutex::new(None),
             wrap: fresh.wrap,
             anonymous: fresh.anonymous.map(Mutex::new),

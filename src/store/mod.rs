@@ -8,6 +8,7 @@ mod anonymous;
 mod checks;
 mod copy;
 mod create;
+mod pinned;
 mod snapshot;
 mod table;
 mod txn;
@@ -86,6 +87,8 @@ pub(crate) struct Store {
     path: Option<PathBuf>,
     current: RwLock<Arc<Snapshot>>,
     writer: Option<Mutex<Writer>>,
+    /// A read-only handle opened at one commit ([`Store::open_pinned`]): it never moves.
+    pinned: bool,
     auto_compact: Mutex<Option<AutoCompact>>,
     /// Applied to the backend of every file this store writes (also compaction copies).
     wrap: Arc<WrapBackend>,
@@ -168,6 +171,7 @@ impl Store {
             path: Some(path.to_path_buf()),
             current: RwLock::new(Arc::new(snapshot)),
             writer,
+            pinned: false,
             auto_compact: Mutex::new(None),
             wrap,
             anonymous: None,
@@ -189,6 +193,11 @@ impl Store {
     /// Whether this handle may write.
     pub(crate) fn is_writable(&self) -> bool {
         self.writer.is_some()
+    }
+
+    /// Whether this handle was opened at one commit and never moves from it.
+    pub(crate) fn is_pinned(&self) -> bool {
+        self.pinned
     }
 
     /// The current snapshot: one commit, immutable, cheap to clone.
@@ -289,9 +298,10 @@ impl Store {
     }
 
     /// Move a read-only handle to the newest commit. Returns whether it changed; a marker
-    /// slot of the current commit (written by a sync) is no change, and is not taken.
+    /// slot of the current commit (written by a sync) is no change, and is not taken. A
+    /// pinned handle never moves.
     pub(crate) fn refresh(&self) -> Result<bool> {
-        if self.writer.is_some() {
+        if self.writer.is_some() || self.pinned {
             return Ok(false); // the only writer always has the newest commit
         }
         let current = self.snapshot();
