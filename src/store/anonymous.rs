@@ -334,6 +334,40 @@ mod tests {
     }
 
     #[test]
+    fn growth_in_memory_moves_to_larger_memory_and_old_snapshots_keep_theirs() {
+        let store = anonymous_store(&fixture::catalog());
+        store
+            .set_anonymous_backing(AnonymousBacking::Memory)
+            .unwrap();
+        put_blob(&store, 0, &blob(5000, 1));
+        let before = store.snapshot();
+        for seed in 2..42 {
+            put_blob(&store, 1, &blob(100_000, seed));
+        }
+        let after = store.snapshot();
+        // The mapping's length is the memory's capacity: 4 MB did not fit the first.
+        assert!(after.map.len() > before.map.len() && after.map.len() >= 4_000_000);
+        assert!(store.in_memory());
+        assert_eq!(
+            stored_in(&before, 0, BlobRead::Verify).unwrap(),
+            Stored::Blob(blob(5000, 1))
+        );
+        assert_eq!(
+            stored_in(&before, 1, BlobRead::Verify).unwrap(),
+            stored(&anonymous_store(&fixture::catalog()), 1, BlobRead::Verify).unwrap(),
+            "chunk 1 was never written in the old snapshot"
+        );
+        assert_eq!(
+            stored(&store, 1, BlobRead::Verify).unwrap(),
+            Stored::Blob(blob(100_000, 41))
+        );
+        assert_eq!(
+            stored(&store, 0, BlobRead::Verify).unwrap(),
+            Stored::Blob(blob(5000, 1))
+        );
+    }
+
+    #[test]
     fn a_move_to_a_temp_file_keeps_old_snapshots_and_every_record() {
         let store = anonymous_store(&fixture::catalog());
         put_blob(&store, 0, &blob(5000, 1));
