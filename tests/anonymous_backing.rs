@@ -52,11 +52,6 @@ fn channel_values(pass: u32) -> Vec<u32> {
     (0..CHUNKS).flat_map(|c| chunk_values(c, pass)).collect()
 }
 
-/// The pass that wrote `data` as chunk `chunk`.
-fn pass_of(chunk: usize, data: &[u32]) -> u32 {
-    pass_of_up_to(chunk, data, PASSES)
-}
-
 /// The pass, at most `passes`, that wrote `data` as chunk `chunk`.
 fn pass_of_up_to(chunk: usize, data: &[u32], passes: u32) -> u32 {
     (0..=passes)
