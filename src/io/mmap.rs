@@ -133,6 +133,7 @@ impl Mapping {
 
 /// Reservations at least this large ask for transparent huge pages; smaller ones (small
 /// stores) keep 4 KiB pages, so that a tiny store does not take a 2 MiB page.
+#[cfg(target_os = "linux")]
 const HUGE_PAGE_RESERVATION: u64 = 4 << 20;
 
 /// A range of process-private anonymous memory holding an in-memory store's bytes, as a file
