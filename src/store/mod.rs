@@ -38,7 +38,7 @@ use writer::{OnDrop, Writer};
 use crate::error::{Error, Result};
 use crate::format::{Catalog, SLOT_PAGE, Slot, TableEntry};
 use crate::io::{
-    FileBackend, Mapping, WriterLock, file_error, open_container, read_owned, same_file,
+    FileBackend, Mapping, Storage, WriterLock, file_error, open_container, read_owned, same_file,
 };
 
 /// Space accounting and shape of one commit.
@@ -81,9 +81,9 @@ pub(crate) type ExpectCatalog = dyn Fn(&Catalog) -> Result;
 pub(crate) struct Store {
     /// Id (see `thread_id`) of the thread holding the writer in a transaction, or 0.
     txn_thread: AtomicU64,
-    /// The open file; replaced when the file is compacted (or, for a reader, found
-    /// compacted on refresh).
-    file: RwLock<Arc<File>>,
+    /// The open file (or, for an anonymous store, the memory holding its bytes); replaced
+    /// when the file is compacted (or, for a reader, found compacted on refresh).
+    file: RwLock<Storage>,
     path: Option<PathBuf>,
     current: RwLock<Arc<Snapshot>>,
     writer: Option<Mutex<Writer>>,
@@ -167,7 +167,7 @@ impl Store {
         };
         let store = Store {
             txn_thread: AtomicU64::new(0),
-            file: RwLock::new(file),
+            file: RwLock::new(Storage::File(file)),
             path: Some(path.to_path_buf()),
             current: RwLock::new(Arc::new(snapshot)),
             writer,
@@ -180,8 +180,8 @@ impl Store {
         Ok(store)
     }
 
-    /// The open file.
-    fn file(&self) -> Arc<File> {
+    /// The open file, or memory.
+    fn file(&self) -> Storage {
         read(&self.file).clone()
     }
 
@@ -236,18 +236,15 @@ impl Store {
         self.txn_thread.store(0, Ordering::Release);
     }
 
-    /// A mapping that covers `committed_end`: `current` if it does, else a new one of the
-    /// whole file (`file_len` bytes).
+    /// A mapping that shows the commit ending at `committed_end`: `current` if it does, else
+    /// a new one of the whole file (`file_len` bytes) or of the memory.
     fn map_covering(
         &self,
         current: &Arc<Mapping>,
         committed_end: u64,
         file_len: u64,
     ) -> Result<Arc<Mapping>> {
-        if current.len() >= committed_end {
-            return Ok(current.clone());
-        }
-        Ok(Arc::new(Mapping::new(&self.file(), file_len)?))
+        Ok(self.file().map_covering(current, committed_end, file_len)?)
     }
 
     /// Make every commit durable.
@@ -308,7 +305,12 @@ impl Store {
         if self.reopen_if_replaced()? {
             return Ok(true);
         }
-        let (slots, file_len) = read_slots(&self.file())?;
+        let storage = self.file();
+        // Only a handle without a writer gets here, and one in memory always has its writer.
+        let Some(file) = storage.file() else {
+            return Ok(false);
+        };
+        let (slots, file_len) = read_slots(file)?;
         let mut candidates: Vec<(Slot, usize)> = slots
             .into_iter()
             .enumerate()
@@ -360,7 +362,7 @@ impl Store {
         }
         Ok(Stats {
             generation: s.slot.generation,
-            file_len: self.file().metadata()?.len(),
+            file_len: self.file().len()?,
             committed_end: s.slot.committed_end,
             live_bytes: s.live_bytes(),
             dead_bytes: s.dead_bytes(),
