@@ -90,8 +90,8 @@
 //! # Anonymous channels and images
 //!
 //! Handles made without a path ([`Channel::new`], [`Channel::zeros`], [`Image::new`], …)
-//! use the same format in a file nobody names. By default that file is in memory (a memfd
-//! on Linux), as the original library keeps its chunks in RAM: copy-on-write rewrites then
+//! use the same format in a file nobody names. By default that file is in memory
+//! (process-private memory on Linux), as the original library keeps its chunks in RAM: copy-on-write rewrites then
 //! cost no disk write-back, which under load from other processes on the same disk made a
 //! `set_chunk` loop several times slower in an unlinked temporary file. Once a store's
 //! bytes would pass a threshold (an eighth of the RAM by default) it moves to an unlinked

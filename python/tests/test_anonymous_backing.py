@@ -11,7 +11,7 @@ from compressed_image import Channel, Image
 
 pytestmark = pytest.mark.extension
 
-# Anonymous stores can be in memory only where memfds exist.
+# Anonymous stores are kept in memory on Linux only.
 MEMORY = sys.platform.startswith("linux")
 
 WIDTH, HEIGHT, ROWS_PER_CHUNK = 256, 64, 8
