@@ -28,7 +28,7 @@ impl Store {
         expect(&snapshot.catalog)?;
         Ok(Store {
             txn_thread: AtomicU64::new(0),
-            file: RwLock::new(Arc::new(file)),
+            file: RwLock::new(file.into()),
             path: Some(path.to_path_buf()),
             current: RwLock::new(Arc::new(snapshot)),
             writer: None,
