@@ -17,13 +17,14 @@ is the chunk itself and the writer compresses it with ``set_chunk``.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Callable, Iterable, NamedTuple, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
 
-from . import _compressed_image as _ext
-from ._compressed_image import Channel, Image
+from . import Channel, Image
+
 
 HAS_SNAPSHOTS: bool = hasattr(Image, "open_snapshot") and hasattr(Image, "snapshot_id")
 HAS_STORED_CHUNKS: bool = hasattr(Channel, "compress_chunk") and hasattr(Channel, "set_stored_chunk")
@@ -35,7 +36,7 @@ class _FallbackSnapshotUnavailableError(RuntimeError):
 
 # The extension's class when it has one, so callers catch one name either way.
 SnapshotUnavailableError: type[RuntimeError] = getattr(
-    _ext, "SnapshotUnavailableError", _FallbackSnapshotUnavailableError
+    sys.modules[Image.__module__], "SnapshotUnavailableError", _FallbackSnapshotUnavailableError
 )
 
 
@@ -82,7 +83,7 @@ def _open_at(path: str, snapshot: Snapshot) -> Image:
     if found != snapshot:
         image.close()
         raise SnapshotUnavailableError(
-            f"{path}: the graph reads commit {snapshot}, but the file now holds {found} "
+            f"{path}: the graph reads commit {snapshot!r}, but the file now holds {found!r} "
             "(it was written, replaced or compacted since the graph was built; this build "
             "of compressed_image cannot open earlier commits)"
         )

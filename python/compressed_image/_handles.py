@@ -6,9 +6,8 @@ import os
 import threading
 from typing import Dict, Optional, Tuple
 
-from . import _compat
+from . import Image, _compat
 from ._compat import Snapshot
-from ._compressed_image import Image
 
 # Handles kept per process; the oldest goes first (its file is unmapped once unused).
 CACHE_SIZE = 8

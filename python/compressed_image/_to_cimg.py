@@ -22,19 +22,18 @@ from __future__ import annotations
 
 import os
 import secrets
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union, cast
 
 import dask
 import dask.array as da
 import numpy as np
 import numpy.typing as npt
-from dask.base import tokenize
+from dask.base import get_scheduler, tokenize
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
-from . import _compat, _handles
+from . import Channel, Codec, Image, _compat, _handles
 from ._compat import Payload
-from ._compressed_image import Channel, Codec, Image
 
 _Path = Union[str, "os.PathLike[str]"]
 _ArrayLike = Union[da.Array, npt.NDArray[Any]]
@@ -131,7 +130,7 @@ def _groups(input_rows: Tuple[int, ...], output_rows: Tuple[int, ...], least: in
 
 def _chunk_groups(tmp: str, writer: Image, arrays: List[da.Array], least: int) -> List[List[_Task]]:
     """Every chunk of every channel as a task, in groups to compute one after another."""
-    result = []
+    result: List[List[_Task]] = []
     for position, array in enumerate(arrays):
         ch = writer[position]
         chunks = (_row_chunks(ch.height, ch.chunk_elems() // ch.width), (ch.width,))
@@ -139,24 +138,24 @@ def _chunk_groups(tmp: str, writer: Image, arrays: List[da.Array], least: int) -
         if array.chunks != chunks:
             array = array.rechunk(chunks)
         name = f"to_cimg-{position}-{tokenize(tmp, array.name)}"
-        layer = {
+        layer: Dict[Any, Any] = {
             (name, k): (_compress_block, tmp, position, k, (array.name, k, 0))
             for k in range(len(chunks[0]))
         }
-        graph = HighLevelGraph.from_collections(name, layer, dependencies=[array])
+        graph = HighLevelGraph.from_collections(name, layer, dependencies=[cast(Any, array)])
         result.extend([(position, k, Delayed((name, k), graph, layer=name)) for k in group] for group in groups)
     return result
 
 
 def _active_client() -> Any:
+    """The distributed client Dask would compute with now (None for a local scheduler,
+    also when `dask.config.set(scheduler=...)` chose one while a client exists)."""
     try:
-        from distributed import default_client
+        from distributed import Client
     except ImportError:
         return None
-    try:
-        return default_client()
-    except ValueError:
-        return None
+    owner = getattr(get_scheduler(), "__self__", None)
+    return owner if isinstance(owner, Client) else None
 
 
 def _stream_distributed(

@@ -35,9 +35,8 @@ import numpy.typing as npt
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-from . import _compat, _handles
+from . import Channel, Image, _compat, _handles
 from ._compat import Snapshot, SnapshotUnavailableError
-from ._compressed_image import Channel, Image
 from ._to_cimg import to_cimg
 
 __all__ = [
@@ -128,7 +127,7 @@ def read_chunk(
 def _array(path: str, snapshot: Snapshot, layout: ChannelLayout) -> da.Array:
     token = tokenize(path, _compat.snapshot_token(snapshot), layout.position)
     name = f"cimg-{layout.key}-{token}"
-    layer = {
+    layer: Dict[Any, Any] = {
         (name, k, 0): (read_chunk, path, snapshot, layout.position, k, rows, layout.width)
         for k, rows in enumerate(layout.row_chunks)
     }
@@ -137,7 +136,7 @@ def _array(path: str, snapshot: Snapshot, layout: ChannelLayout) -> da.Array:
     return da.Array(graph, name, layout.chunks, meta=meta)
 
 
-def _file_path(handle: Union[Image, Channel]) -> str:
+def file_path(handle: Union[Image, Channel]) -> str:
     if handle.path is None:
         raise TypeError(
             f"an anonymous {type(handle).__name__} has no file for Dask's workers to open; "
@@ -151,7 +150,7 @@ def image_to_dask(
 ) -> Dict[str, da.Array]:
     """The channels of a file-backed `image` as Dask arrays, keyed as `channel_keys` says,
     pinned to the commit `image` reads now (see the module's documentation)."""
-    path = _file_path(image)
+    path = file_path(image)
     snapshot = _compat._snapshot_of(image)
     return {layout.key: _array(path, snapshot, layout) for layout in layouts(image, channels)}
 
@@ -165,7 +164,7 @@ def _position_of(channel: Channel) -> int:
 
 def channel_to_dask(channel: Channel) -> da.Array:
     """A file-backed `channel` as a Dask array, pinned to the commit it reads now."""
-    path = _file_path(channel)
+    path = file_path(channel)
     snapshot = _compat._snapshot_of(channel)
     with _compat._open_at(path, snapshot) as image:
         (layout,) = layouts(image, [_position_of(channel)])
