@@ -20,6 +20,7 @@ compress it in this process (``set_chunk``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union, cast
@@ -243,8 +244,10 @@ def to_cimg(
                 else _stream_local(groups)
             )
             channels: List[Channel] = writer.channels()
-            for position, index, payload in stream:
-                _compat._commit(channels[position], index, payload)
+            # closing: a failed commit cancels the chunks still computing at once.
+            with contextlib.closing(stream):
+                for position, index, payload in stream:
+                    _compat._commit(channels[position], index, payload)
             writer.sync()
         os.replace(tmp, target)
     except BaseException:
