@@ -10,7 +10,7 @@ that one: a graph then never mixes commits, but fails where the pinned build rea
 
 Stored chunks: ``Channel.compress_chunk(index, array)`` compresses a chunk on any handle
 (read-only ones too, in any process) and the writer commits the bytes with
-``set_stored_chunk(s)``, so compression runs where the data is. Without them the payload
+``set_stored_chunk``, so compression runs where the data is. Without them the payload
 is the chunk itself and the writer compresses it with ``set_chunk``.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable, Iterable, NamedTuple, Tuple, Union
+from typing import Any, Callable, NamedTuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -104,18 +104,6 @@ def _commit(writer: Channel, chunk_index: int, payload: Payload) -> None:
         writer.set_stored_chunk(chunk_index, payload)  # type: ignore[attr-defined]
     else:
         writer.set_chunk(chunk_index, payload.reshape(-1))
-
-
-def _commit_many(writer: Channel, payloads: Iterable[Tuple[int, Payload]]) -> None:
-    """Write many `_compress` payloads: one commit when they are stored chunks."""
-    items = list(payloads)
-    if HAS_STORED_CHUNKS and hasattr(writer, "set_stored_chunks") and all(
-        isinstance(p, bytes) for _, p in items
-    ):
-        writer.set_stored_chunks(items)
-        return
-    for index, payload in items:
-        _commit(writer, index, payload)
 
 
 def snapshot_token(snapshot: Snapshot) -> str:

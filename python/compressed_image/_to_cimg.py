@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple, Union, cast
+from typing import Any, Dict, Generator, List, Mapping, Optional, Sequence, Set, Tuple, Union, cast
 
 import dask
 import dask.array as da
@@ -108,7 +108,9 @@ def _compress_block(
     return position, chunk_index, payload
 
 
-def _row_chunks(height: int, rows: int) -> Tuple[int, ...]:
+def row_chunks(height: int, rows: int) -> Tuple[int, ...]:
+    """Rows of each chunk of a channel of `height` rows, `rows` per chunk: the last one
+    what remains."""
     full, rest = divmod(height, rows)
     return (rows,) * full + ((rest,) if rest else ())
 
@@ -134,7 +136,7 @@ def _chunk_groups(tmp: str, writer: Image, arrays: List[da.Array], least: int) -
     result: List[List[_Task]] = []
     for position, array in enumerate(arrays):
         ch = writer[position]
-        chunks = (_row_chunks(ch.height, ch.chunk_elems() // ch.width), (ch.width,))
+        chunks = (row_chunks(ch.height, ch.chunk_elems() // ch.width), (ch.width,))
         groups = _groups(array.chunks[0], chunks[0], least)
         if array.chunks != chunks:
             array = array.rechunk(chunks)
@@ -161,7 +163,7 @@ def _active_client() -> Any:
 
 def _stream_distributed(
     client: Any, groups: List[List[_Task]], least: int
-) -> Iterator[Tuple[int, int, Payload]]:
+) -> Generator[Tuple[int, int, Payload], None, None]:
     """Payloads as they complete; the next group goes out once fewer than `least` remain."""
     from distributed import as_completed
 
@@ -190,7 +192,7 @@ def _stream_distributed(
             client.cancel(list(outstanding))
 
 
-def _stream_local(groups: List[List[_Task]]) -> Iterator[Tuple[int, int, Payload]]:
+def _stream_local(groups: List[List[_Task]]) -> Generator[Tuple[int, int, Payload], None, None]:
     """Payloads group by group, each group one `dask.compute`."""
     for group in groups:
         yield from dask.compute(*(task for _, _, task in group))

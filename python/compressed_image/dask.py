@@ -19,8 +19,9 @@ error): make a new array with ``open`` to read the newest.
 first. Channels of an image without channel names are keyed by their position as a string
 (``"0"``, ``"1"``, ...).
 
-``Channel`` and ``Image`` are extension classes that take no new attributes, so the helpers
-are module functions: ``channel_to_dask(ch)``, ``image_to_dask(img)``. ``to_cimg`` (the
+The helpers are module functions, ``channel_to_dask(ch)`` and ``image_to_dask(img)``, not
+methods of ``Channel`` and ``Image``: those classes keep the compressed-image API of their
+type stubs, and ``import compressed_image`` does not import Dask. ``to_cimg`` (the
 writing side) is documented in ``compressed_image._to_cimg``.
 """
 
@@ -37,7 +38,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from . import Channel, Image, _compat, _handles
 from ._compat import Snapshot, SnapshotUnavailableError
-from ._to_cimg import to_cimg
+from ._to_cimg import row_chunks, to_cimg
 
 __all__ = [
     "open",
@@ -66,8 +67,7 @@ class ChannelLayout(NamedTuple):
     @property
     def row_chunks(self) -> Tuple[int, ...]:
         """Rows of each chunk: `rows_per_chunk`, the last one what remains."""
-        full, rest = divmod(self.height, self.rows_per_chunk)
-        return (self.rows_per_chunk,) * full + ((rest,) if rest else ())
+        return row_chunks(self.height, self.rows_per_chunk)
 
     @property
     def chunks(self) -> Tuple[Tuple[int, ...], Tuple[int]]:
