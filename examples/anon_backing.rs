@@ -1,10 +1,12 @@
-//! Measures a `set_chunk` loop over an anonymous channel with its bytes in memory (a memfd)
-//! against the same loop with them in an unlinked temporary file on disk.
+//! Measures an anonymous channel with its bytes in memory against the same channel with them
+//! in an unlinked temporary file on disk: making it, reading it chunk by chunk right after (the
+//! first read of each blob) and once more, and a `set_chunk` loop rewriting it.
 //!
 //! The channel is render-like: `f32`, 8192 × 8192 (256 MiB), smooth shading plus per-pixel
 //! noise, in 4 MiB chunks (64) compressed with LZ4 level 9, byte shuffle and 32 KiB blocks.
-//! One sample is a fresh channel made from one frame (not timed), then one timed pass of
-//! `set_chunk` rewriting every chunk with the next frame. Samples alternate between the
+//! One sample makes a fresh channel from one frame (`Channel::new`, default threads), reads
+//! every chunk in order into one buffer twice on one thread, then runs one pass of `set_chunk`
+//! rewriting every chunk with the next frame (default threads). Samples alternate between the
 //! two backings; each line prints the median with the minimum and maximum.
 //!
 //! ```text
@@ -13,7 +15,7 @@
 //!
 //! Under disk load, another process writes all along: buffered, filling the page cache with
 //! dirty pages (so the kernel throttles every writer of file pages, the temporary file's
-//! included, but not memfd pages), or with `oflag=direct` instead of `conv=fdatasync`, which
+//! included, but not memory), or with `oflag=direct` instead of `conv=fdatasync`, which
 //! only keeps the disk busy:
 //!
 //! ```text
@@ -34,6 +36,14 @@
 //!
 //! A busy disk alone changes little; dirty pages from another writer throttle the
 //! temporary file's writes (up to 3× slower, single passes above a second) but not memory.
+//! (Those figures are from when memory was a memfd.)
+//!
+//! The first read after `Channel::new`, in memory, 7 interleaved runs of 3 samples each with
+//! memory in a memfd and in process-private memory, on the same machine loaded by other
+//! builds (load average 6–7): through the memfd the first read took 19–53 ms longer than the
+//! second (run medians 0.064–0.154 s against 0.042–0.105 s), as each blob's pages were
+//! mapped on first touch; in private memory at most 2 ms longer but for one run (16 ms),
+//! 0.041–0.108 s against 0.041–0.092 s.
 
 use std::error::Error as StdError;
 use std::path::PathBuf;
@@ -45,6 +55,14 @@ const WIDTH: usize = 8192;
 const HEIGHT: usize = 8192;
 const CHUNK_BYTES: usize = 4 << 20;
 const ROWS_PER_CHUNK: usize = CHUNK_BYTES / (WIDTH * 4);
+
+/// What one sample times, in order.
+const STEPS: [&str; 4] = [
+    "new",
+    "first read (1 thread)",
+    "read again (1 thread)",
+    "set_chunk pass",
+];
 
 type BenchResult<T = ()> = Result<T, Box<dyn StdError>>;
 
@@ -68,7 +86,7 @@ fn main() -> BenchResult {
         ),
     ];
     println!(
-        "set_chunk pass over {WIDTH}x{HEIGHT} f32, {} chunks of {} MiB, LZ4 9, shuffle, 32 KiB blocks; temp files in {}",
+        "{WIDTH}x{HEIGHT} f32, {} chunks of {} MiB, LZ4 9, shuffle, 32 KiB blocks; temp files in {}",
         HEIGHT / ROWS_PER_CHUNK,
         CHUNK_BYTES >> 20,
         temp_dir.display()
@@ -80,35 +98,54 @@ fn main() -> BenchResult {
         (WIDTH * HEIGHT * 4) as f64 / probe.compressed_bytes()? as f64
     );
     drop(probe);
-    let mut times = vec![Vec::new(); backings.len()];
+    let mut times = vec![vec![Vec::new(); STEPS.len()]; backings.len()];
     for _ in 0..samples {
         for ((_, backing), times) in backings.iter().zip(&mut times) {
             AnonymousBacking::set_process_default(backing.clone());
-            times.push(timed_pass(&frames, settings)?);
+            for (step, time) in times.iter_mut().zip(sample(&frames, settings)?) {
+                step.push(time);
+            }
         }
     }
     for ((name, _), times) in backings.iter().zip(&mut times) {
-        times.sort();
-        let mib_s = |d: &Duration| (WIDTH * HEIGHT * 4) as f64 / (1 << 20) as f64 / d.as_secs_f64();
-        println!(
-            "{name:>9}: median {:.3} s ({:.0} MiB/s), min {:.3} s, max {:.3} s, {samples} samples",
-            times[times.len() / 2].as_secs_f64(),
-            mib_s(&times[times.len() / 2]),
-            times[0].as_secs_f64(),
-            times[times.len() - 1].as_secs_f64(),
-        );
+        for (step, times) in STEPS.iter().zip(times) {
+            times.sort();
+            println!(
+                "{name:>9} {step:>21}: median {:.4} s, min {:.4} s, max {:.4} s, {samples} samples",
+                times[times.len() / 2].as_secs_f64(),
+                times[0].as_secs_f64(),
+                times[times.len() - 1].as_secs_f64(),
+            );
+        }
     }
     Ok(())
 }
 
-/// A fresh channel of `frames[0]` (not timed), then the time of one `set_chunk` pass
-/// writing `frames[1]`.
-fn timed_pass(frames: &[Vec<f32>; 2], settings: Settings) -> BenchResult<Duration> {
+/// The times of [`STEPS`]: a fresh channel of `frames[0]`, two chunk-by-chunk reads of it on
+/// one thread, then one `set_chunk` pass writing `frames[1]`.
+fn sample(frames: &[Vec<f32>; 2], settings: Settings) -> BenchResult<[Duration; 4]> {
+    let start = Instant::now();
     let channel = Channel::new(&frames[0], WIDTH, HEIGHT, settings)?;
+    let made = start.elapsed();
+    let threads = channel.threads();
+    channel.set_threads(1)?;
+    let first_read = timed_read(&channel)?;
+    let read_again = timed_read(&channel)?;
+    channel.set_threads(threads)?;
     let chunk_elems = channel.chunk_elems();
     let start = Instant::now();
     for (index, chunk) in frames[1].chunks(chunk_elems).enumerate() {
         channel.set_chunk(index, chunk)?;
+    }
+    Ok([made, first_read, read_again, start.elapsed()])
+}
+
+/// The time to decompress every chunk of `channel`, in order, into one buffer.
+fn timed_read(channel: &Channel<f32>) -> BenchResult<Duration> {
+    let mut out = vec![0f32; channel.chunk_elems()];
+    let start = Instant::now();
+    for index in 0..channel.num_chunks() {
+        channel.get_chunk(index, &mut out)?;
     }
     Ok(start.elapsed())
 }

@@ -6,7 +6,11 @@
 //! ```text
 //! bench_driver worker --system S --data PATH.raw --width W --height H --dtype f32|f16|u8|u32
 //!                     --metric M --threads N --reps R --workdir DIR
+//! bench_driver image --op OP --input PATH [--output PATH] --threads N
 //! ```
+//!
+//! The `image` subcommand times one image-file import or export for the image-file
+//! benchmark `benches/harness/images.py` (see `benches/common/image_ops.rs`).
 //!
 //! Every system uses the crate's default settings (LZ4 level 9, byte shuffle, 32 KiB blocks,
 //! chunks of whole scanlines up to 4 MiB) and `--threads` threads: `set_threads(n)` on every
@@ -15,6 +19,8 @@
 //! limits to `n`. For the file-backed channel, `construct` and `rewrite` also report a
 //! `*_durable` time: the same work followed by `sync()`.
 
+#[path = "../benches/common/image_ops.rs"]
+mod image_ops;
 #[path = "../benches/common/raw_blosc.rs"]
 mod raw_blosc;
 #[path = "../benches/common/render.rs"]
@@ -415,14 +421,20 @@ fn cimg(job: &Job, src: &Source, file_backed: bool) -> Option<Outcome> {
     })
 }
 
-/// Anonymous resident memory of this process, from `/proc/self/status`.
-fn rss_anon() -> f64 {
+/// The bytes of the `key` line (in kB there, e.g. `RssAnon:`) of `/proc/self/status`, NaN
+/// where it is missing.
+fn proc_status_bytes(key: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(f64::NAN, |kib| kib * 1024.0)
+}
+
+/// Anonymous resident memory of this process.
+fn rss_anon() -> f64 {
+    proc_status_bytes("RssAnon:")
 }
 
 /// Peak anonymous RSS while a lazy 16384² f32 channel file gets every 10th chunk set.
@@ -458,16 +470,14 @@ fn lazy_rss(path: &Path) -> Outcome {
 // Command line
 // ---------------------------------------------------------------------------------------
 
-fn parse(args: &[String]) -> Result<Job, String> {
-    if args.first().map(String::as_str) != Some("worker") {
-        return Err(
-            "usage: bench_driver worker --system S --data PATH --width W --height H \
-                    --dtype D --metric M --threads N --reps R --workdir DIR"
-                .into(),
-        );
-    }
+const USAGE: &str = "usage: bench_driver worker --system S --data PATH --width W --height H \
+                     --dtype D --metric M --threads N --reps R --workdir DIR\n       \
+                     bench_driver image --op OP --input PATH [--output PATH] --threads N";
+
+/// `--key value` pairs after the subcommand.
+fn options(args: &[String]) -> Result<BTreeMap<String, String>, String> {
     let mut opts = BTreeMap::new();
-    for pair in args[1..].chunks(2) {
+    for pair in args.chunks(2) {
         let [key, value] = pair else {
             return Err(format!("option {} has no value", pair[0]));
         };
@@ -476,6 +486,20 @@ fn parse(args: &[String]) -> Result<Job, String> {
             .ok_or(format!("not an option: {key}"))?;
         opts.insert(key.to_string(), value.clone());
     }
+    Ok(opts)
+}
+
+/// `--threads`, at least 1.
+fn thread_count(opts: &BTreeMap<String, String>) -> Result<usize, String> {
+    let value = opts.get("threads").ok_or("missing --threads")?;
+    match value.parse::<usize>() {
+        Ok(0) => Err("--threads must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("--threads: {e}")),
+    }
+}
+
+fn parse(opts: &BTreeMap<String, String>) -> Result<Job, String> {
     let get = |k: &str| opts.get(k).cloned().ok_or(format!("missing --{k}"));
     let num =
         |k: &str| -> Result<usize, String> { get(k)?.parse().map_err(|e| format!("--{k}: {e}")) };
@@ -493,18 +517,51 @@ fn parse(args: &[String]) -> Result<Job, String> {
         width: num("width")?,
         height: num("height")?,
         dtype,
-        threads: match num("threads")? {
-            0 => return Err("--threads must be at least 1".into()),
-            n => n,
-        },
+        threads: thread_count(opts)?,
         reps: num("reps")?.max(1),
         workdir: get("workdir")?.into(),
     })
 }
 
+/// The `image` subcommand: one image-file operation, its JSON line on stdout.
+fn image_main(opts: &BTreeMap<String, String>) -> ExitCode {
+    let job = match image_ops::ImageJob::from_options(opts) {
+        Ok(job) => job,
+        Err(e) => {
+            eprintln!("{e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match job.run() {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let job = match parse(&args) {
+    let subcommand = args.first().map(String::as_str);
+    let opts = match options(args.get(1..).unwrap_or_default()) {
+        Ok(opts) if matches!(subcommand, Some("worker" | "image")) => opts,
+        Ok(_) => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("{e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if subcommand == Some("image") {
+        return image_main(&opts);
+    }
+    let job = match parse(&opts) {
         Ok(job) => job,
         Err(e) => {
             eprintln!("{e}");

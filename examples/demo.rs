@@ -7,9 +7,14 @@
 //! writing. Finally it prints the file's space accounting, compacts the file, and prints
 //! its own peak memory, which stays near one chunk (4 MiB) however large the channel is.
 //!
+//! With `--exr PATH` it instead writes the same rings, in colour, as a 4096 × 2048 RGBA
+//! half-float OpenEXR file, by the library's export: the image `scripts/demo` then hands
+//! to the command-line tool `cimg` (import, info, verify, preview, export).
+//!
 //! ```text
-//! cargo run --release --example demo            # file in a temporary directory
-//! cargo run --release --example demo -- a.cimg  # keep the file at a.cimg
+//! cargo run --release --example demo                    # file in a temporary directory
+//! cargo run --release --example demo -- a.cimg          # keep the file at a.cimg
+//! cargo run --release --example demo -- --exr rings.exr # the image for cimg
 //! ```
 
 use std::error::Error as StdError;
@@ -17,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use compressed_image::{Channel, Error, Settings};
+use compressed_image::{AnyImage, Channel, Error, Settings, WriteOptions, f16};
 
 type DemoResult<T = ()> = Result<T, Box<dyn StdError>>;
 
@@ -37,22 +42,66 @@ fn main() -> DemoResult {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.as_slice() {
         [flag, path] if flag == "--reader" => reader(Path::new(path)),
+        [flag, path] if flag == "--exr" => write_exr(Path::new(path)),
         [] => {
             let dir = tempfile::tempdir()?;
             writer(&dir.path().join("demo.cimg"))
         }
         [path] if !path.starts_with('-') => writer(Path::new(path)),
-        _ => Err("usage: demo [PATH]   (or, internally: demo --reader PATH)".into()),
+        _ => Err("usage: demo [PATH] | demo --exr PATH   (internally: demo --reader PATH)".into()),
     }
 }
 
-/// The pattern written into the edited chunks: concentric rings around the centre of the
-/// channel, quantised to 1/64 so that it compresses (the same function checks it).
-fn pattern(x: usize, y: usize) -> f32 {
-    let dx = x as f32 - (WIDTH / 2) as f32;
-    let dy = y as f32 - (HEIGHT / 2) as f32;
+/// Concentric rings of `period / 2π` pixels around `(cx, cy)`: values in [-1, 1],
+/// quantised to 1/64 so that they compress.
+fn rings(x: usize, y: usize, (cx, cy): (f32, f32), period: f32) -> f32 {
+    let (dx, dy) = (x as f32 - cx, y as f32 - cy);
     let r = (dx * dx + dy * dy).sqrt();
-    ((r / 300.0).sin() * 64.0).round() / 64.0
+    ((r / period).sin() * 64.0).round() / 64.0
+}
+
+/// The pattern written into the edited chunks: rings around the centre of the channel
+/// (the same function checks it).
+fn pattern(x: usize, y: usize) -> f32 {
+    rings(x, y, ((WIDTH / 2) as f32, (HEIGHT / 2) as f32), 300.0)
+}
+
+/// Size of the image `--exr` writes: 64 MiB of half floats.
+const EXR_WIDTH: usize = 4096;
+const EXR_HEIGHT: usize = 2048;
+
+/// Write the rings in colour — red, green and blue rings around three centres, opaque
+/// alpha — as an RGBA half-float OpenEXR file (ZIP), exported by the library from an
+/// anonymous image.
+fn write_exr(path: &Path) -> DemoResult {
+    let t = Instant::now();
+    let image = AnyImage::new(EXR_WIDTH, EXR_HEIGHT)?;
+    let (w, h) = (EXR_WIDTH as f32, EXR_HEIGHT as f32);
+    let centres = [
+        ("R", (0.3 * w, 0.4 * h)),
+        ("G", (0.5 * w, 0.6 * h)),
+        ("B", (0.7 * w, 0.4 * h)),
+    ];
+    for (name, centre) in centres {
+        let data: Vec<f16> = (0..EXR_WIDTH * EXR_HEIGHT)
+            .map(|i| {
+                let v = rings(i % EXR_WIDTH, i / EXR_WIDTH, centre, 40.0);
+                f16::from_f32(0.5 + 0.5 * v)
+            })
+            .collect();
+        image.add_channel(&data, Some(name), Settings::default())?;
+    }
+    let alpha = vec![f16::ONE; EXR_WIDTH * EXR_HEIGHT];
+    image.add_channel(&alpha, Some("A"), Settings::default())?;
+    image.write(path, &WriteOptions::default())?;
+    println!(
+        "wrote {} ({EXR_WIDTH} x {EXR_HEIGHT} RGBA half, {:.0} MiB of pixels, {:.1} MiB on disk) in {:.1?}",
+        path.display(),
+        (EXR_WIDTH * EXR_HEIGHT * 4 * size_of::<f16>()) as f64 / MIB,
+        std::fs::metadata(path)?.len() as f64 / MIB,
+        t.elapsed(),
+    );
+    Ok(())
 }
 
 /// Fill `buf` (chunk `index`, whole scanlines) with the pattern.

@@ -215,6 +215,31 @@ impl AnyChannel {
         AnyChannel::open_checked(path.as_ref(), Access::ReadWrite, None, Arc::new(wrap))
     }
 
+    /// Open a channel file read-only at the commit `id` names (taken with
+    /// [`snapshot_id`](Self::snapshot_id) from any handle of the file, in any process),
+    /// however many commits were made since; the handle stays on that commit. Its chunks
+    /// are checksummed as they are first read.
+    ///
+    /// The SIGBUS note of [`open`](Self::open) applies.
+    ///
+    /// # Errors
+    /// [`Error::SnapshotUnavailable`] when the file no longer holds that commit (it was
+    /// compacted or replaced); otherwise as [`open_read_only`](Self::open_read_only).
+    pub fn open_snapshot(path: impl AsRef<Path>, id: &crate::SnapshotId) -> Result<AnyChannel> {
+        AnyChannel::open_pinned(path.as_ref(), id, None)
+    }
+
+    /// [`open_snapshot`](Self::open_snapshot) of a file that must hold one channel of
+    /// `dtype`, if given.
+    pub(crate) fn open_pinned(
+        path: &Path,
+        id: &crate::SnapshotId,
+        dtype: Option<Dtype>,
+    ) -> Result<AnyChannel> {
+        let store = Store::open_pinned(path, id, &single_channel(dtype))?;
+        Ok(AnyChannel::first_of(Arc::new(store)))
+    }
+
     /// Open a file that must hold exactly one channel (of `dtype`, if given); the checks
     /// run before a read-write open writes anything.
     pub(crate) fn open_checked(
@@ -223,27 +248,14 @@ impl AnyChannel {
         dtype: Option<Dtype>,
         wrap: Arc<WrapBackend>,
     ) -> Result<AnyChannel> {
-        let expect = move |catalog: &Catalog| match catalog.channels.as_slice() {
-            [only] => match dtype {
-                Some(expected) if only.dtype != expected => Err(Error::DtypeMismatch {
-                    expected,
-                    found: only.dtype,
-                }),
-                _ => Ok(()),
-            },
-            channels => Err(Error::invalid(
-                Argument::ChannelFile,
-                format!("an image with {} channels", channels.len()),
-                "exactly one channel (open it as an Image)",
-            )),
-        };
-        let store = Arc::new(Store::open_with(path, access, &expect, wrap)?);
+        let store = Store::open_with(path, access, &single_channel(dtype), wrap)?;
+        Ok(AnyChannel::first_of(Arc::new(store)))
+    }
+
+    /// A handle to the only channel of `store`'s current commit.
+    fn first_of(store: Arc<Store>) -> AnyChannel {
         let snap = store.snapshot();
-        Ok(AnyChannel::from_desc(
-            store.clone(),
-            &snap.catalog.channels[0],
-            available_parallelism(),
-        ))
+        AnyChannel::from_desc(store, &snap.catalog.channels[0], available_parallelism())
     }
 
     /// The current commit and this channel's position in it.
@@ -514,6 +526,25 @@ impl AnyChannel {
     pub fn save_as_with_progress(&self, path: impl AsRef<Path>, progress: &dyn Progress) -> Result {
         self.store
             .save_as(path.as_ref(), Some(self.desc.id), progress)
+    }
+}
+
+/// The catalog check of a file opened as one channel: exactly one channel, of `dtype` if
+/// given.
+fn single_channel(dtype: Option<Dtype>) -> impl Fn(&Catalog) -> Result {
+    move |catalog: &Catalog| match catalog.channels.as_slice() {
+        [only] => match dtype {
+            Some(expected) if only.dtype != expected => Err(Error::DtypeMismatch {
+                expected,
+                found: only.dtype,
+            }),
+            _ => Ok(()),
+        },
+        channels => Err(Error::invalid(
+            Argument::ChannelFile,
+            format!("an image with {} channels", channels.len()),
+            "exactly one channel (open it as an Image)",
+        )),
     }
 }
 

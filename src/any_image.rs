@@ -211,6 +211,32 @@ impl AnyImage {
         )
     }
 
+    /// Open an image file read-only at the commit `id` names (taken with
+    /// [`snapshot_id`](Self::snapshot_id) from any handle of the file, in any process),
+    /// however many commits were made since; the handle stays on that commit. Its chunks
+    /// are checksummed as they are first read.
+    ///
+    /// The SIGBUS note of [`open`](Self::open) applies.
+    ///
+    /// # Errors
+    /// [`Error::SnapshotUnavailable`] when the file no longer holds that commit (it was
+    /// compacted or replaced); otherwise as [`open_read_only`](Self::open_read_only).
+    pub fn open_snapshot(path: impl AsRef<Path>, id: &crate::SnapshotId) -> Result<AnyImage> {
+        AnyImage::open_pinned(path.as_ref(), id, &|_| Ok(()))
+    }
+
+    /// [`open_snapshot`](Self::open_snapshot), running `expect` on the commit's catalog.
+    pub(crate) fn open_pinned(
+        path: &Path,
+        id: &crate::SnapshotId,
+        expect: &ExpectCatalog,
+    ) -> Result<AnyImage> {
+        Ok(AnyImage {
+            store: Arc::new(Store::open_pinned(path, id, expect)?),
+            threads: ThreadCount::machine(),
+        })
+    }
+
     /// Open `path`, running `expect` on its catalog before a read-write open writes.
     pub(crate) fn open_expecting(
         path: &Path,

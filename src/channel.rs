@@ -209,6 +209,17 @@ impl<T: Sample> Channel<T> {
         Ok(Channel::from_any_unchecked(any))
     }
 
+    /// Open a channel file read-only at the commit `id` names; see
+    /// [`AnyChannel::open_snapshot`].
+    ///
+    /// # Errors
+    /// [`Error::DtypeMismatch`] when the file holds another element type; otherwise as
+    /// [`AnyChannel::open_snapshot`].
+    pub fn open_snapshot(path: impl AsRef<Path>, id: &crate::SnapshotId) -> Result<Channel<T>> {
+        let any = AnyChannel::open_pinned(path.as_ref(), id, Some(T::DTYPE))?;
+        Ok(Channel::from_any_unchecked(any))
+    }
+
     /// Decompress chunk `index` into `out`, exactly [`chunk_elems_at(index)`](AnyChannel::chunk_elems_at)
     /// elements, straight from the file mapping. The chunk's checksum is verified first.
     ///

@@ -7,8 +7,10 @@ use crate::any_channel::AnyChannel;
 use crate::any_image::channel_dtype_mismatch;
 use crate::chunk_codec::prepare_chunk;
 use crate::error::{Error, Result};
+use crate::format::ChannelDesc;
 use crate::sample::{Dtype, Sample};
 use crate::store::{Store, Txn};
+use crate::stored_chunk::{StoredChunk, stage_stored};
 
 /// Scanlines paired with their row numbers, the first being `start_row`.
 fn numbered<R>(
@@ -184,6 +186,16 @@ impl<'a, T: Sample> Batch<'a, T> {
         self.txn.put(self.channel.id(), index, &prepared)
     }
 
+    /// Stage a chunk compressed elsewhere (checked exactly as
+    /// [`AnyChannel::set_stored_chunk`]).
+    ///
+    /// # Errors
+    /// As `set_stored_chunk`; a failed call leaves the batch as it was.
+    pub fn set_stored_chunk(&mut self, index: usize, chunk: &StoredChunk) -> Result {
+        self.txn.desc(self.channel.id())?;
+        stage_stored(&mut self.txn, self.channel.desc(), index, chunk)
+    }
+
     /// Commit every staged chunk at once.
     ///
     /// # Errors
@@ -245,14 +257,34 @@ impl<'a> AnyImageBatch<'a> {
         self.stage(channel, Some(T::DTYPE), index, bytemuck::cast_slice(data))
     }
 
-    fn stage(&mut self, channel: usize, dtype: Option<Dtype>, index: usize, data: &[u8]) -> Result {
+    /// Stage a chunk compressed elsewhere as chunk `index` of the channel at position
+    /// `channel` (checked exactly as [`AnyChannel::set_stored_chunk`]).
+    ///
+    /// # Errors
+    /// [`Error::IndexOutOfRange`] for a channel index; as `set_stored_chunk`. A failed call
+    /// leaves the batch as it was.
+    pub fn set_stored_chunk(
+        &mut self,
+        channel: usize,
+        index: usize,
+        chunk: &StoredChunk,
+    ) -> Result {
+        let desc = self.desc_at(channel)?.clone();
+        stage_stored(&mut self.txn, &desc, index, chunk)
+    }
+
+    /// The descriptor of the channel at position `channel`, as this batch sees it.
+    fn desc_at(&self, channel: usize) -> Result<&ChannelDesc> {
         let channels = &self.txn.catalog().channels;
-        let len = channels.len();
-        let desc = channels.get(channel).ok_or(Error::IndexOutOfRange {
+        channels.get(channel).ok_or(Error::IndexOutOfRange {
             what: "channel",
             index: channel,
-            len,
-        })?;
+            len: channels.len(),
+        })
+    }
+
+    fn stage(&mut self, channel: usize, dtype: Option<Dtype>, index: usize, data: &[u8]) -> Result {
+        let desc = self.desc_at(channel)?;
         if let Some(expected) = dtype
             && desc.dtype != expected
         {
@@ -309,6 +341,19 @@ impl<'a, T: Sample> ImageBatch<'a, T> {
     /// As [`AnyImageBatch::set_chunk`]. A failed call leaves the batch as it was.
     pub fn set_chunk(&mut self, channel: usize, index: usize, data: &[T]) -> Result {
         self.any.set_chunk(channel, index, data)
+    }
+
+    /// Stage a chunk compressed elsewhere; see [`AnyImageBatch::set_stored_chunk`].
+    ///
+    /// # Errors
+    /// As [`AnyImageBatch::set_stored_chunk`]. A failed call leaves the batch as it was.
+    pub fn set_stored_chunk(
+        &mut self,
+        channel: usize,
+        index: usize,
+        chunk: &StoredChunk,
+    ) -> Result {
+        self.any.set_stored_chunk(channel, index, chunk)
     }
 
     /// Commit every staged chunk at once.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use crate::import::ImageFileError;
 use crate::sample::Dtype;
+use crate::stored_chunk::ChunkProblem;
 
 /// `Result` with this crate's [`Error`] as the default error type.
 pub type Result<T = (), E = Error> = std::result::Result<T, E>;
@@ -127,6 +128,22 @@ pub enum Error {
         /// What went wrong.
         kind: ImageFileError,
     },
+    /// A [`StoredChunk`](crate::StoredChunk) was refused: it does not decode, or does not
+    /// fit the channel and index it was set as; `problem` says which check failed. Nothing
+    /// was committed.
+    InvalidStoredChunk {
+        /// The check that failed.
+        problem: ChunkProblem,
+    },
+    /// The commit a [`SnapshotId`](crate::SnapshotId) names is not in the file at the
+    /// path: the file was compacted or replaced since (or the commit was lost in a power
+    /// failure before it was synced). Nothing was read.
+    SnapshotUnavailable {
+        /// Generation of the commit asked for.
+        generation: u64,
+        /// Which check failed.
+        reason: String,
+    },
     /// c-blosc2 reported an error.
     Codec {
         /// The C function that failed.
@@ -179,6 +196,8 @@ pub enum Argument {
     Dtype,
     /// The longest side of a preview.
     PreviewSize,
+    /// The encoding of a [`SnapshotId`](crate::SnapshotId).
+    SnapshotId,
 }
 
 impl Argument {
@@ -209,6 +228,7 @@ impl Argument {
             Argument::AnonymousBacking => "anonymous backing",
             Argument::Dtype => "element type",
             Argument::PreviewSize => "preview size",
+            Argument::SnapshotId => "snapshot id",
         }
     }
 }
@@ -297,6 +317,11 @@ impl fmt::Display for Error {
             }
             Error::Cancelled => f.write_str("the operation was cancelled"),
             Error::ImageFile { path, kind } => write!(f, "{}: {kind}", path.display()),
+            Error::InvalidStoredChunk { problem } => write!(f, "stored chunk refused: {problem}"),
+            Error::SnapshotUnavailable { generation, reason } => write!(
+                f,
+                "the commit of generation {generation} is no longer in the file ({reason})"
+            ),
             Error::Codec { call, code } => write!(f, "c-blosc2 call {call} failed with code {code}"),
         }
     }

@@ -23,7 +23,8 @@ macro_rules! file_methods {
 
         /// Move a read-only handle to the newest commit of the file (following a
         /// compaction to its new file); returns whether it changed. A read-write handle
-        /// always has the newest commit.
+        /// always has the newest commit; a handle opened with `open_snapshot` stays on
+        /// its commit (returns `false`).
         ///
         /// # Errors
         /// I/O errors.
@@ -113,6 +114,19 @@ macro_rules! file_methods {
         /// may differ by one.
         pub fn generation(&self) -> u64 {
             self.store.snapshot().slot.generation
+        }
+
+        /// The name of the commit this handle currently reads, to open exactly that commit
+        /// again with `open_snapshot` (in this or another process) while the writer goes
+        /// on committing; see [`SnapshotId`](crate::SnapshotId).
+        pub fn snapshot_id(&self) -> crate::SnapshotId {
+            crate::SnapshotId::of(&self.store.snapshot().slot)
+        }
+
+        /// Whether this handle was opened with `open_snapshot`: read-only, on one commit it
+        /// never moves from.
+        pub fn is_pinned(&self) -> bool {
+            self.store.is_pinned()
         }
 
         /// Space accounting of the file.

@@ -159,6 +159,17 @@ impl<T: Sample> Image<T> {
         Image::open_as(path.as_ref(), Access::ReadOnly, no_wrap())
     }
 
+    /// Open an image file read-only at the commit `id` names; see
+    /// [`AnyImage::open_snapshot`].
+    ///
+    /// # Errors
+    /// [`Error::ChannelDtypeMismatch`] if a channel holds another element type; otherwise
+    /// as [`AnyImage::open_snapshot`].
+    pub fn open_snapshot(path: impl AsRef<Path>, id: &crate::SnapshotId) -> Result<Image<T>> {
+        let expect = |catalog: &Catalog| check_dtypes(catalog, T::DTYPE);
+        AnyImage::open_pinned(path.as_ref(), id, &expect).map(Image::from_any_unchecked)
+    }
+
     /// Open for writing with every file mutation going through `wrap(file backend)`: the
     /// fault-injection seam for tests. Not needed in normal use. The SIGBUS note of
     /// [`open`](Self::open) applies.

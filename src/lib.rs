@@ -50,7 +50,9 @@
 //! | — | [`AnyImage::write`] with [`WriteOptions`]: OpenEXR, TIFF and PNG export; [`AnyImage::preview`]: PNG thumbnails |
 //! | — | [`Channel::read_region`], [`Channel::write_region`]; `ndarray` views with the `ndarray` feature |
 //! | — | files: `create`/`open`/`open_read_only`, [`AnyChannel::refresh`], [`AnyChannel::sync`], [`AnyChannel::save_as`], [`AnyChannel::stats`], [`Channel::batch`] |
-//! | — | [`Progress`] observers (progress and cancellation) on compaction, `save_as`, `verify`, whole-channel decompression and adding a channel from data: the `*_with_progress` methods |
+//! | — | [`StoredChunk`]: a chunk compressed on any handle ([`AnyChannel::compress_chunk_bytes`], [`Channel::compress_chunk`]), even read-only or in another process, and committed by the writer without decompressing ([`AnyChannel::set_stored_chunk`], [`AnyChannel::set_stored_chunks`], [`Batch::set_stored_chunk`]) |
+//! | — | [`SnapshotId`]: the commit a handle reads ([`AnyChannel::snapshot_id`]), opened again in any process however many commits follow ([`AnyImage::open_snapshot`], [`Channel::open_snapshot`], …) |
+//! | — | [`Progress`] observers (progress and cancellation) on compaction, `save_as`, `verify`, whole-channel decompression, adding a channel from data and image-file import, export and preview: the `*_with_progress` methods |
 //!
 //! # Deviations from the original, on purpose
 //!
@@ -156,7 +158,9 @@ mod progress;
 mod region;
 mod sample;
 mod settings;
+mod snapshot_id;
 mod store;
+mod stored_chunk;
 mod threads;
 
 pub use any_channel::AnyChannel;
@@ -186,7 +190,9 @@ pub use sample::{Dtype, Sample};
 /// The `serde_json` this crate's metadata uses, so callers need no matching version.
 pub use serde_json;
 pub use settings::{Codec, DEFAULT_BLOCK_SIZE, DEFAULT_CHUNK_SIZE, DEFAULT_LEVEL, Settings};
+pub use snapshot_id::SnapshotId;
 pub use store::{
     AnonymousBacking, AutoCompact, ChecksumPolicy, Compaction, Durability, Stats, Verification,
     WrapBackend,
 };
+pub use stored_chunk::{ChunkProblem, StoredChunk};

@@ -7,9 +7,12 @@ use std::ops::ControlFlow;
 
 use crate::error::{Error, Result};
 
-/// An observer of one long operation (compaction, `save_as`, verification, whole-channel
-/// decompression, adding a channel from data), passed to the `*_with_progress` variant of
-/// the method.
+/// An observer of one long operation, passed to the `*_with_progress` variant of the
+/// method: compaction, `save_as`, verification, whole-channel decompression, adding a
+/// channel from data, importing an image file
+/// ([`read_with_progress`](crate::AnyImage::read_with_progress)), exporting one
+/// ([`write_with_progress`](crate::AnyImage::write_with_progress)) and writing a preview
+/// ([`preview_with_progress`](crate::AnyImage::preview_with_progress)).
 ///
 /// The operation calls [`start`](Self::start) once with its total amount of work in bytes,
 /// then [`advance`](Self::advance) as parts of it are done, from one thread or, for
@@ -20,9 +23,9 @@ use crate::error::{Error, Result};
 ///
 /// Returning [`ControlFlow::Break`] from `advance` cancels the operation: it stops at the
 /// next safe point and returns [`Error::Cancelled`]. What a cancelled operation leaves is
-/// said on each method; a cancelled compaction or `save_as` leaves every file as it was and
-/// no temporary file behind. `advance` may be called with 0 at such a point, to ask whether
-/// to go on.
+/// said on each method; a cancelled compaction, `save_as`, import into a file, export or
+/// preview leaves every file as it was and no temporary file behind. `advance` may be
+/// called with 0 at such a point, to ask whether to go on.
 ///
 /// Every method has a default that does nothing, so an observer implements only what it
 /// needs:
@@ -61,7 +64,8 @@ use crate::error::{Error, Result};
 /// ```
 pub trait Progress: Sync {
     /// The operation starts: `what` names it (`"compact"`, `"save_as"`, `"verify"`,
-    /// `"decompress"`, `"compress"`), `total` is its work in bytes (see each method).
+    /// `"decompress"`, `"compress"`, `"import"`, `"export"`, `"preview"`), `total` is its
+    /// work in bytes (see each method).
     fn start(&self, what: &str, total: u64) {
         let _ = (what, total);
     }

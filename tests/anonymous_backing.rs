@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use compressed_image::*;
 
-/// Whether anonymous stores can be in memory here (memfds exist on Linux only).
+/// Whether anonymous stores can be in memory here (on Linux only).
 const MEMORY: bool = cfg!(target_os = "linux");
 
 const WIDTH: usize = 512;
@@ -52,9 +52,9 @@ fn channel_values(pass: u32) -> Vec<u32> {
     (0..CHUNKS).flat_map(|c| chunk_values(c, pass)).collect()
 }
 
-/// The pass that wrote `data` as chunk `chunk`.
-fn pass_of(chunk: usize, data: &[u32]) -> u32 {
-    (0..=PASSES)
+/// The pass, at most `passes`, that wrote `data` as chunk `chunk`.
+fn pass_of_up_to(chunk: usize, data: &[u32], passes: u32) -> u32 {
+    (0..=passes)
         .find(|&pass| data == chunk_values(chunk, pass).as_slice())
         .unwrap_or_else(|| panic!("chunk {chunk} holds data no pass wrote"))
 }
@@ -105,18 +105,57 @@ fn the_process_default_applies_to_stores_created_after_it() {
     assert_eq!(new_channel().stats().unwrap().in_memory, MEMORY);
 }
 
-/// On drop (also when the writer's assertions fail): lets the snapshot holder go on and
+/// On drop (also when the writer's assertions fail): lets the snapshot holders go on and
 /// stops the readers, so the scoped threads always end.
 struct Release<'a> {
-    go: Sender<()>,
+    go: Vec<Sender<()>>,
     stop: &'a AtomicBool,
 }
 
 impl Drop for Release<'_> {
     fn drop(&mut self) {
-        let _ = self.go.send(());
+        for go in &self.go {
+            let _ = go.send(());
+        }
         self.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// Read the whole channel in a loop until `stop`, checking that each read shows one
+/// commit of a `set_chunk` loop of at most `passes` passes in chunk order: chunks before
+/// the one being rewritten are one pass ahead of those after it.
+fn read_commits_until(c: &Channel<u32>, stop: &AtomicBool, passes: u32) {
+    while !stop.load(Ordering::Relaxed) {
+        let all = c.get_decompressed().unwrap();
+        let seen: Vec<u32> = all
+            .chunks(WIDTH * ROWS_PER_CHUNK)
+            .enumerate()
+            .map(|(chunk, data)| pass_of_up_to(chunk, data, passes))
+            .collect();
+        assert!(seen.windows(2).all(|w| w[0] >= w[1]), "{seen:?}");
+        assert!(seen[0] - seen[CHUNKS - 1] <= 1, "{seen:?}");
+    }
+}
+
+/// Visit `c` chunk by chunk from one snapshot taken now, pausing at the first chunk (after
+/// signalling `held`) until `go`; returns the pass each chunk shows.
+fn hold_snapshot(
+    c: &Channel<u32>,
+    held: Sender<()>,
+    go: std::sync::mpsc::Receiver<()>,
+    passes: u32,
+) -> Vec<u32> {
+    let mut seen = Vec::new();
+    c.for_each_chunk(|chunk| {
+        if chunk.index() == 0 {
+            held.send(()).unwrap();
+            go.recv().unwrap();
+        }
+        seen.push(pass_of_up_to(chunk.index(), chunk.data(), passes));
+        Ok(())
+    })
+    .unwrap();
+    seen
 }
 
 #[test]
@@ -150,40 +189,16 @@ fn set_chunk_loop_with_readers(extra_chunks: usize) {
     std::thread::scope(|s| {
         // Holds the snapshot of pass 0 from before the first rewrite to after the last.
         let c = &c;
-        let holder = s.spawn(move || {
-            let mut passes = Vec::new();
-            c.for_each_chunk(|chunk| {
-                if chunk.index() == 0 {
-                    held_tx.send(()).unwrap();
-                    go_rx.recv().unwrap();
-                }
-                passes.push(pass_of(chunk.index(), chunk.data()));
-                Ok(())
-            })
-            .unwrap();
-            passes
-        });
+        let holder = s.spawn(move || hold_snapshot(c, held_tx, go_rx, PASSES));
         // Read the whole channel, each read from one commit, all along.
         let readers: Vec<_> = (0..2)
-            .map(|_| {
-                s.spawn(|| {
-                    while !stop.load(Ordering::Relaxed) {
-                        let all = c.get_decompressed().unwrap();
-                        let passes: Vec<u32> = all
-                            .chunks(WIDTH * ROWS_PER_CHUNK)
-                            .enumerate()
-                            .map(|(chunk, data)| pass_of(chunk, data))
-                            .collect();
-                        // One commit: chunks before the one being rewritten are one pass
-                        // ahead of those after it.
-                        assert!(passes.windows(2).all(|w| w[0] >= w[1]), "{passes:?}");
-                        assert!(passes[0] - passes[CHUNKS - 1] <= 1, "{passes:?}");
-                    }
-                })
-            })
+            .map(|_| s.spawn(|| read_commits_until(c, &stop, PASSES)))
             .collect();
 
-        let release = Release { go, stop: &stop };
+        let release = Release {
+            go: vec![go],
+            stop: &stop,
+        };
         held.recv().unwrap();
         for pass in 1..=PASSES {
             for chunk in 0..CHUNKS {
@@ -385,4 +400,107 @@ fn a_long_edit_loop_keeps_an_anonymous_store_within_a_few_times_its_live_bytes()
         }
     }
     assert!(c.stats().unwrap().committed_end >= before + 20 * (16 << 20));
+}
+
+/// Full rewrites in the growth test: 32 × 128 KiB takes the store from a few KiB through
+/// several doublings of its memory.
+const GROWTH_PASSES: u32 = 32;
+
+#[test]
+fn growth_in_memory_keeps_held_snapshots_and_concurrent_reads_exact() {
+    let c = new_channel();
+    c.set_anonymous_backing(AnonymousBacking::Memory).unwrap();
+    let (before, after) = rewrite_while_holding_snapshots(&c);
+    assert_eq!(after.in_memory, MEMORY);
+    // From a few hundred KiB to over 4 MiB: the bytes moved to larger memory several times.
+    assert!(
+        before.file_len < 1 << 20 && after.file_len > 4 << 20,
+        "{before:?} {after:?}"
+    );
+}
+
+#[test]
+fn growth_in_memory_then_a_move_to_a_temp_file_keeps_held_snapshots_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = new_channel();
+    let spill_above = 3 << 20;
+    c.set_anonymous_backing(AnonymousBacking::Auto {
+        spill_above,
+        dir: Some(dir.path().to_path_buf()),
+    })
+    .unwrap();
+    assert_eq!(c.stats().unwrap().in_memory, MEMORY);
+    let (_, after) = rewrite_while_holding_snapshots(&c);
+    assert!(
+        !after.in_memory && after.committed_end > spill_above,
+        "{after:?}"
+    );
+}
+
+/// Rewrite `c` (at pass 0) `GROWTH_PASSES` times while two threads read it and others hold
+/// the snapshots of passes 0, 8, 16 and 24 until the end; then check what every holder
+/// read, the data, a verification, and a compaction in place while another snapshot is
+/// held. Returns the stats from before and after the rewrites.
+fn rewrite_while_holding_snapshots(c: &Channel<u32>) -> (Stats, Stats) {
+    let before = c.stats().unwrap();
+    let stop = AtomicBool::new(false);
+    let after = std::thread::scope(|s| {
+        let mut holders = Vec::new();
+        let readers: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| read_commits_until(c, &stop, GROWTH_PASSES)))
+            .collect();
+        let mut release = Release {
+            go: Vec::new(),
+            stop: &stop,
+        };
+        for pass in 1..=GROWTH_PASSES {
+            if pass % 8 == 1 {
+                let (held_tx, held) = channel();
+                let (go, go_rx) = channel();
+                let holder = s.spawn(move || hold_snapshot(c, held_tx, go_rx, GROWTH_PASSES));
+                held.recv().unwrap();
+                release.go.push(go);
+                holders.push((pass - 1, holder));
+            }
+            for chunk in 0..CHUNKS {
+                c.set_chunk(chunk, &chunk_values(chunk, pass)).unwrap();
+            }
+        }
+        let after = c.stats().unwrap();
+        drop(release);
+        for (pass, holder) in holders {
+            assert_eq!(
+                holder.join().unwrap(),
+                vec![pass; CHUNKS],
+                "held at pass {pass}"
+            );
+        }
+        for reader in readers {
+            reader.join().unwrap();
+        }
+        after
+    });
+    assert_eq!(c.get_decompressed().unwrap(), channel_values(GROWTH_PASSES));
+    assert!(c.verify().unwrap().is_ok());
+
+    // A compaction in place, with a snapshot from before it held across it.
+    let (held_tx, held) = channel();
+    let (go, go_rx) = channel();
+    std::thread::scope(|s| {
+        let holder = s.spawn(move || hold_snapshot(c, held_tx, go_rx, GROWTH_PASSES));
+        held.recv().unwrap();
+        let release = Release {
+            go: vec![go],
+            stop: &stop,
+        };
+        let compaction = c.compact().unwrap();
+        assert!(compaction.reclaimed > 0, "{compaction:?}");
+        assert_eq!(c.stats().unwrap().file_len, compaction.file_len_after);
+        drop(release);
+        assert_eq!(holder.join().unwrap(), vec![GROWTH_PASSES; CHUNKS]);
+    });
+    // Compacted, the live bytes fit in memory again.
+    assert_eq!(c.stats().unwrap().in_memory, MEMORY);
+    assert_eq!(c.get_decompressed().unwrap(), channel_values(GROWTH_PASSES));
+    (before, after)
 }

@@ -23,10 +23,14 @@ use serde_json::Value;
 mod common;
 #[path = "common/image_files.rs"]
 mod image_files;
+#[path = "common/progress_log.rs"]
+#[allow(dead_code)] // cancellation is tested in tests/image_progress.rs
+mod progress_log;
 #[path = "common/python.rs"]
 mod python_env;
 
 use image_files::{IMAGE_PYTHON, dtype, listing, values};
+use progress_log::ProgressLog;
 
 /// The directory of generated files, made once per version of the generator (a file lock
 /// keeps parallel test processes from racing; the manifest, written last, marks it done).
@@ -542,4 +546,37 @@ fn f16_values(bytes: &[u8]) -> Vec<f16> {
         .chunks_exact(2)
         .map(|b| f16::from_le_bytes([b[0], b[1]]))
         .collect()
+}
+
+#[test]
+fn imports_report_the_bytes_they_store_and_finish_once_also_when_they_fail() {
+    for case in manifest().iter().filter(|c| c.get("error").is_none()) {
+        let name = text(&case["case"]);
+        let log = ProgressLog::new();
+        AnyImage::read_with_progress(path_of(case), &options(case), &log)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        // Every element in the type the manifest says the channel is stored as.
+        let element_bytes: u64 = (case["channels"].as_array().unwrap().iter())
+            .map(|c| dtype(text(&c["dtype"])).size() as u64)
+            .sum();
+        let pixels = case["width"].as_u64().unwrap() * case["height"].as_u64().unwrap();
+        assert_eq!(log.completed("import"), pixels * element_bytes, "{name}");
+    }
+    for case in manifest().iter().filter(|c| c.get("error").is_some()) {
+        let name = text(&case["case"]);
+        let dir = tempfile::tempdir().unwrap();
+        let options = ReadOptions::default()
+            .subimage(case["subimage"].as_u64().unwrap() as usize)
+            .to_file(dir.path().join("out.cimg"));
+        let log = ProgressLog::new();
+        AnyImage::read_with_progress(path_of(case), &options, &log).unwrap_err();
+        // Refused when opened (no call), or found damaged half-way (one start, one
+        // finish, short of the total).
+        if !log.is_silent() {
+            let (what, total, advanced) = log.ended();
+            assert_eq!(what, "import", "{name}");
+            assert!(advanced < total, "{name}: {advanced} of {total}");
+        }
+        assert!(listing(dir.path()).is_empty(), "{name}: files left behind");
+    }
 }

@@ -125,9 +125,10 @@ Example:
 OpenEXR keeps f16, f32 and u32 channels (others become f16 or f32); PNG and TIFF take one to
 four channels (gray, gray + alpha, RGB, RGBA) at 8 bits when all are u8, else 16, floats
 sRGB-encoded. A .npy file holds one channel as a (height, width) array of its type. The file
-appears only when complete; whatever was at OUT stays until then. A .npy export stops at
-Ctrl-C; an OpenEXR, TIFF or PNG export runs to its end once started, and a second Ctrl-C
-ends it at once, leaving a temporary file .OUT.cimg-tmp-export-... beside OUT.")]
+appears only when complete; whatever was at OUT stays until then. Ctrl-C stops the export at
+its next band of rows, removing the temporary file and leaving OUT as it was; a second
+Ctrl-C ends the program at once, leaving a temporary file .OUT.cimg-tmp-export-... beside
+OUT.")]
     Export(ExportArgs),
 
     /// Write a PNG thumbnail of a .cimg file.
@@ -138,7 +139,8 @@ Example:
 
 Without --channel the preview shows R G B (and A) when the image has them, else Y (and A),
 else the first channel; each preview pixel is the mean of the pixels it covers, floats
-sRGB-encoded to 8 bits.")]
+sRGB-encoded to 8 bits. The file appears only when complete: Ctrl-C stops the preview and
+leaves whatever was at OUT as it was.")]
     Preview(PreviewArgs),
 
     /// Print a shell completion script.

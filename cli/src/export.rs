@@ -1,5 +1,6 @@
 //! `cimg export`: a .cimg file out as OpenEXR, TIFF or PNG (by the library), or one
-//! channel as a .npy array.
+//! channel as a .npy array; with a progress bar either way, and an interrupt leaving no
+//! partial file.
 
 use std::io::BufWriter;
 use std::path::Path;
@@ -81,9 +82,9 @@ pub fn run(ctx: &Context, args: ExportArgs) -> Outcome {
         Target::Npy => export_npy(ctx, &args, &image, label)?,
         Target::Image(format) => {
             let options = write_options(&args, format)?;
-            let _spinner = ctx.spinner(label);
+            let reporter = ctx.reporter(label);
             image
-                .write(out, &options)
+                .write_with_progress(out, &options, &reporter)
                 .map_err(|e| Failure::writing(out, e))?;
             match format {
                 ImageFormat::OpenExr => "OpenEXR",

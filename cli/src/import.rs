@@ -1,9 +1,7 @@
 //! `cimg import`: an OpenEXR, TIFF, PNG or JPEG file streamed into a new .cimg file, with
-//! a progress bar fed by the library's per-chunk callback.
+//! the library's progress of the import (the bytes stored, before compression).
 
-use std::ops::ControlFlow;
-
-use compressed_image::{AnyImage, ChannelSelection, Error, Progress, ReadOptions, Settings};
+use compressed_image::{AnyImage, ReadOptions, Settings};
 use indicatif::HumanBytes;
 
 use crate::Context;
@@ -27,31 +25,10 @@ fn settings(args: &ImportArgs) -> Settings {
     settings
 }
 
-/// Bytes the import stores before compression: every selected channel, at its stored
-/// type. A selection naming an absent channel counts it as nothing (the import refuses
-/// it anyway).
-fn stored_bytes(info: &compressed_image::ImageFileInfo, options: &ReadOptions) -> u64 {
-    let size_at = |position: usize| {
-        let file_dtype = info.dtypes.get(position).copied();
-        options.dtype.or(file_dtype).map_or(0, |d| d.size() as u64)
-    };
-    let element_bytes: u64 = match &options.channels {
-        ChannelSelection::Names(names) => names
-            .iter()
-            .filter_map(|name| info.channel_names.iter().position(|n| n == name))
-            .map(size_at)
-            .sum(),
-        ChannelSelection::Indices(indices) => indices.iter().map(|&i| size_at(i)).sum(),
-        _ => (0..info.dtypes.len()).map(size_at).sum(),
-    };
-    element_bytes * (info.width * info.height) as u64
-}
-
 /// Import the image file and print what was stored.
 pub fn run(ctx: &Context, args: ImportArgs) -> Outcome {
     let (input, out) = (&args.image, &args.out);
     let failure = |e| Failure::importing(input, out, e);
-    let info = AnyImage::read_info(input, args.subimage).map_err(failure)?;
     let mut options = ReadOptions::default()
         .subimage(args.subimage)
         .settings(settings(&args))
@@ -60,26 +37,9 @@ pub fn run(ctx: &Context, args: ImportArgs) -> Outcome {
     options.dtype = args.dtype.dtype();
     ctx.check_interrupt(out)?;
 
+    // An interrupt cancels the import, which then removes its temporary file.
     let reporter = ctx.reporter(format!("import {}", input.display()));
-    let total = stored_bytes(&info, &options);
-    // Progress starts with the first chunk, once the output file is being written; each
-    // chunk, converted and about to be compressed, is progress. An interrupt ends the
-    // import, which then removes its temporary file.
-    let mut started = false;
-    let image = AnyImage::read_with(input, &options, |mut chunk| {
-        if !started {
-            reporter.start("import", total);
-            started = true;
-        }
-        match reporter.advance(chunk.bytes_mut().len() as u64) {
-            ControlFlow::Continue(()) => Ok(()),
-            ControlFlow::Break(()) => Err(Error::Cancelled),
-        }
-    });
-    if started {
-        reporter.finish();
-    }
-    let image = image.map_err(failure)?;
+    let image = AnyImage::read_with_progress(input, &options, &reporter).map_err(failure)?;
 
     let during = |e| Failure::during(out, e);
     let mut compressed = 0;

@@ -28,7 +28,7 @@ use clap::{CommandFactory, Parser};
 use crate::args::{Cli, Command};
 use crate::failure::{Failure, Outcome, Status};
 use crate::interrupt::Interrupt;
-use crate::progress::{Display, Reporter, Spinner};
+use crate::progress::{Display, Reporter};
 
 /// What every subcommand gets besides its arguments.
 pub struct Context {
@@ -40,11 +40,6 @@ impl Context {
     /// A progress observer for the operation `label` (say `compact scan.cimg`).
     pub fn reporter(&self, label: String) -> Reporter<'_> {
         Reporter::new(label, self.display, &self.interrupt)
-    }
-
-    /// A spinner for the operation `label`, which reports no progress.
-    pub fn spinner(&self, label: String) -> Spinner {
-        Spinner::start(label, self.display)
     }
 
     /// Stop before working on `path` if an interrupt arrived.

@@ -1,4 +1,5 @@
-//! `cimg preview`: a PNG thumbnail of a .cimg file, by the library.
+//! `cimg preview`: a PNG thumbnail of a .cimg file, by the library, with a progress bar
+//! (the bytes of the image read); an interrupt leaves no partial file.
 
 use compressed_image::PreviewOptions;
 
@@ -20,12 +21,10 @@ pub fn run(ctx: &Context, args: PreviewArgs) -> Outcome {
         options = options.channel_names(names.iter().cloned());
     }
     ctx.check_interrupt(out)?;
-    {
-        let _spinner = ctx.spinner(format!("preview {}", out.display()));
-        image
-            .preview(out, &options)
-            .map_err(|e| Failure::writing(out, e))?;
-    }
+    let reporter = ctx.reporter(format!("preview {}", out.display()));
+    image
+        .preview_with_progress(out, &options, &reporter)
+        .map_err(|e| Failure::writing(out, e))?;
     emit(&format!(
         "{}: preview of {}\n",
         out.display(),

@@ -1,7 +1,8 @@
 //! `cimg import`, `export` and `preview` on image files written by independent libraries
 //! (OpenEXR's Python bindings, Pillow): names and types as `info --json` shows them,
-//! pixels compared after a round trip, preview sizes, one-line errors, and imports
-//! interrupted or killed half-way leaving no output.
+//! pixels compared after a round trip, preview sizes, one-line errors, imports
+//! interrupted or killed half-way leaving no output, and interrupted exports and previews
+//! leaving no temporary file and the file they would replace untouched.
 //!
 //! The interpreter is the image tests' one (`$CIMG_IMAGE_PYTHON`, else the project's
 //! `.venv-img`, else one made in the target directory; see `tests/common/python.rs`).
@@ -12,7 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::python as python_env;
-use common::{assert_one_error_line, cimg, entries, full_pipe, json_of, stderr_of, wait_for};
+use common::{
+    Fixture, assert_one_error_line, cimg, entries, full_pipe, json_of, stderr_of, wait_for,
+    wait_for_prefix,
+};
 use compressed_image::{AnyImage, ReadOptions};
 
 #[allow(dead_code)] // only the interpreter is used here
@@ -363,4 +367,44 @@ fn an_export_the_format_cannot_hold_is_one_line_and_leaves_no_file() {
     // The library's message names the file; the line names it once.
     assert_eq!(stderr.matches("five.png").count(), 1, "{stderr}");
     assert_eq!(entries(dir.path()), before);
+}
+
+/// Run `cimg command fixture out` (`out` in the fixture's directory, already holding other
+/// content) with its stderr a full pipe, interrupt it once its temporary file appears —
+/// it then blocks on its first progress line, written right after, so it cannot be done
+/// yet — and check that it reports the interruption, and leaves no temporary file and
+/// `out` as it was.
+fn interrupt_writing(command: &str, out_name: &str) {
+    let fixture = Fixture::new();
+    let out = fixture.file(out_name);
+    std::fs::write(&out, b"the previous output").unwrap();
+    let before = entries(fixture.dir.path());
+    let (stderr, writer) = full_pipe();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cimg"))
+        .arg(command)
+        .arg(&fixture.path)
+        .arg(&out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(writer)
+        .spawn()
+        .unwrap();
+    let temporary = format!(".{out_name}.cimg-tmp-");
+    wait_for_prefix(fixture.dir.path(), &temporary, &mut child);
+    let output = common::interrupt(child, stderr, &out);
+    assert!(output.stdout.is_empty(), "{command}");
+    assert_eq!(entries(fixture.dir.path()), before, "{command}");
+    assert_eq!(std::fs::read(&out).unwrap(), b"the previous output");
+}
+
+#[test]
+fn an_interrupted_export_leaves_no_temporary_file_and_the_old_output_untouched() {
+    for out in ["out.exr", "out.tif", "out.png"] {
+        interrupt_writing("export", out);
+    }
+}
+
+#[test]
+fn an_interrupted_preview_leaves_no_temporary_file_and_the_old_output_untouched() {
+    interrupt_writing("preview", "thumb.png");
 }

@@ -1,6 +1,7 @@
 //! `cimg` and the terminal: a progress bar when stderr is a terminal (a pseudo-terminal
-//! here), plain lines when it is not, nothing with `--quiet`; and an interrupt (SIGINT)
-//! during `compact` leaving the file untouched and no temporary file behind.
+//! here) for every long operation — verify, compact, import, export, preview — plain lines
+//! when it is not, nothing with `--quiet`; and an interrupt (SIGINT) during `compact`
+//! leaving the file untouched and no temporary file behind.
 
 mod common;
 
@@ -13,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::{entries, full_pipe, noise_f32, wait_for};
-use compressed_image::{AnyImage, Settings};
+use compressed_image::{AnyImage, Settings, WriteOptions};
 use rustix::fs::OFlags;
 use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
 
@@ -95,15 +96,66 @@ fn run_on_terminal(args: &[&OsStr]) -> (Option<i32>, String, String) {
     )
 }
 
+/// One run of a long operation: the command and its files, the file its progress is
+/// labelled with and the file its result line starts with.
+struct Run {
+    command: &'static str,
+    files: Vec<PathBuf>,
+    labelled: PathBuf,
+    result: PathBuf,
+}
+
+impl Run {
+    fn args(&self) -> Vec<&OsStr> {
+        let mut args = vec![self.command.as_ref()];
+        args.extend(self.files.iter().map(|f| f.as_os_str()));
+        args
+    }
+
+    /// The progress label, e.g. `compact /tmp/x/large.cimg`.
+    fn label(&self) -> String {
+        format!("{} {}", self.command, self.labelled.display())
+    }
+}
+
+/// Every operation with progress, on [`large_file`] in `dir` (and an OpenEXR export of
+/// it, for the import), in an order that lets each run after the one before.
+fn long_operations(dir: &Path) -> Vec<Run> {
+    let path = large_file(dir);
+    let exr = dir.join("large.exr");
+    AnyImage::open_read_only(&path)
+        .unwrap()
+        .write(&exr, &WriteOptions::default())
+        .unwrap();
+    let on_itself = |command| Run {
+        command,
+        files: vec![path.clone()],
+        labelled: path.clone(),
+        result: path.clone(),
+    };
+    let writing = |command, input: &Path, out: &str, labelled: &Path| Run {
+        command,
+        files: vec![input.to_path_buf(), dir.join(out)],
+        labelled: labelled.to_path_buf(),
+        result: dir.join(out),
+    };
+    vec![
+        on_itself("verify"),
+        on_itself("compact"),
+        writing("export", &path, "out.exr", &dir.join("out.exr")),
+        writing("preview", &path, "thumb.png", &dir.join("thumb.png")),
+        writing("import", &exr, "imported.cimg", &exr),
+    ]
+}
+
 #[test]
-fn verify_and_compact_draw_a_progress_bar_on_a_terminal() {
+fn long_operations_draw_a_progress_bar_on_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    let path = large_file(dir.path());
-    for command in ["verify", "compact"] {
-        let (code, stdout, shown) = run_on_terminal(&[command.as_ref(), path.as_os_str()]);
+    for run in long_operations(dir.path()) {
+        let command = run.command;
+        let (code, stdout, shown) = run_on_terminal(&run.args());
         assert_eq!(code, Some(0), "{command}: {shown}");
-        let label = format!("{command} {}", path.display());
-        assert!(shown.contains(&label), "{command}: {shown:?}");
+        assert!(shown.contains(&run.label()), "{command}: {shown:?}");
         // The bar, its throughput and ETA, redrawn in place with terminal escapes.
         for part in ["[===", "/s", "ETA", "\x1b["] {
             assert!(shown.contains(part), "{command}: no {part:?} in {shown:?}");
@@ -111,8 +163,8 @@ fn verify_and_compact_draw_a_progress_bar_on_a_terminal() {
         assert!(!shown.contains("to process"), "no plain lines: {shown:?}");
         // The results go to stdout, not to the terminal.
         assert!(
-            stdout.starts_with(&format!("{}: ", path.display())),
-            "{stdout}"
+            stdout.starts_with(&format!("{}: ", run.result.display())),
+            "{command}: {stdout}"
         );
     }
 }
@@ -131,16 +183,15 @@ fn quiet_draws_nothing_on_a_terminal() {
 #[test]
 fn without_a_terminal_progress_is_plain_lines() {
     let dir = tempfile::tempdir().unwrap();
-    let path = large_file(dir.path());
-    for command in ["verify", "compact"] {
-        let output = common::cimg().arg(command).arg(&path).output().unwrap();
-        assert!(output.status.success());
+    for run in long_operations(dir.path()) {
+        let output = common::cimg().args(run.args()).output().unwrap();
+        assert!(output.status.success(), "{}", common::stderr_of(&output));
         let stderr = common::stderr_of(&output);
-        let label = format!("{command} {}", path.display());
         let lines: Vec<&str> = stderr.lines().collect();
         assert!(lines.len() >= 2, "{stderr}");
         assert!(
-            lines[0].starts_with(&format!("{label}: ")) && lines[0].ends_with(" to process"),
+            lines[0].starts_with(&format!("{}: ", run.label()))
+                && lines[0].ends_with(" to process"),
             "{stderr}"
         );
         assert!(lines.last().unwrap().ends_with("/s)"), "{stderr}");

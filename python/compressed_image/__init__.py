@@ -21,14 +21,17 @@ from ._compressed_image import (  # noqa: E402
     FORMAT_VERSION,
     ChannelRemovedError,
     Channel,
+    ChannelBatch,
     Codec,
     CorruptedError,
     Image,
     ImageFileNotFoundError,
     LockedError,
     ReadOnlyError,
+    SnapshotUnavailableError,
     __version__,
     anonymous_backing,
+    inspect,
     set_anonymous_backing,
 )
 
@@ -41,8 +44,10 @@ __all__ = [
     "ReadOnlyError",
     "ChannelRemovedError",
     "ImageFileNotFoundError",
+    "SnapshotUnavailableError",
     "FORMAT_VERSION",
     "__version__",
     "set_anonymous_backing",
     "anonymous_backing",
+    "inspect",
 ]

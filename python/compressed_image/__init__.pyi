@@ -1,7 +1,7 @@
 """Type stubs of compressed_image: the compressed-image 1.0.1 Python API plus persistence."""
 
 import os
-from typing import Any, Callable, Dict, Iterator, List, Literal, Optional, Sequence, Tuple, Union, final, overload
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Literal, Optional, Sequence, SupportsIndex, Tuple, Union, final, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -14,6 +14,19 @@ _JSON = Union[None, bool, int, float, str, List[Any], Tuple[Any, ...], Dict[str,
 # Image.read's postprocess(file_channel_index, chunk): change the (rows, width) chunk in place
 # and return None, or return a new array of the same shape and dtype.
 _PostProcess = Callable[[int, npt.NDArray[Any]], Optional[npt.NDArray[Any]]]
+# Image.write's compression: OpenEXR's names, then TIFF's (PNG takes none); any case at run time.
+_Compression = Literal[
+    "none", "rle", "zips", "zip", "piz", "pxr24", "b44", "b44a", "dwaa", "dwab", "lzw", "deflate"
+]
+_ImageFormat = Literal["exr", "openexr", "tif", "tiff", "png"]
+# Channel indexing: an int or slice per axis (rows, columns), at most one Ellipsis.
+_Index = Union[SupportsIndex, slice, ellipsis]
+_Key = Union[_Index, Tuple[_Index, ...]]
+# update_chunks' func(chunk_index, chunk): change the (rows, width) chunk in place and return
+# None, or return a new array of the same shape and dtype.
+_ChunkUpdate = Callable[[int, npt.NDArray[Any]], Optional[npt.NDArray[Any]]]
+# A snapshot id: the bytes snapshot_id() returns, or their hexadecimal string.
+_SnapshotId = Union[bytes, str]
 
 __all__ = [
     "Codec",
@@ -24,10 +37,12 @@ __all__ = [
     "ReadOnlyError",
     "ChannelRemovedError",
     "ImageFileNotFoundError",
+    "SnapshotUnavailableError",
     "FORMAT_VERSION",
     "__version__",
     "set_anonymous_backing",
     "anonymous_backing",
+    "inspect",
 ]
 
 __version__: str
@@ -40,6 +55,7 @@ def set_anonymous_backing(
     dir: Optional[_Path] = None,
 ) -> None: ...
 def anonymous_backing() -> Dict[str, Any]: ...
+def inspect(path: _Path) -> Dict[str, Any]: ...
 
 class CorruptedError(ValueError):
     """Not a compressed-image file, an unsupported format version, or bytes that fail a check."""
@@ -52,6 +68,9 @@ class ReadOnlyError(RuntimeError):
 
 class ChannelRemovedError(RuntimeError):
     """The channel behind this handle was removed from its image."""
+
+class SnapshotUnavailableError(RuntimeError):
+    """The commit a snapshot id names is no longer in the file: it was compacted or replaced since."""
 
 class ImageFileNotFoundError(FileNotFoundError, ValueError):
     """The image file to read does not exist: a FileNotFoundError, and a ValueError as compressed-image 1.0.1 raises."""
@@ -202,6 +221,39 @@ class Channel:
     @property
     def height(self) -> int: ...
 
+    # numpy (not in 1.0.1)
+    def __array__(self, dtype: Optional[_DTypeLike] = None, copy: Optional[bool] = None) -> npt.NDArray[Any]: ...
+    @property
+    def ndim(self) -> int: ...
+    def __len__(self) -> int: ...
+    def __getitem__(self, key: _Key, /) -> npt.NDArray[Any]: ...
+    def __setitem__(self, key: _Key, value: npt.ArrayLike, /) -> None: ...
+    def read_rows(self, y0: int, y1: int) -> npt.NDArray[Any]: ...
+
+    # chunks compressed elsewhere, chunk-wise updates, pinned commits (not in 1.0.1)
+    def compress_chunk(self, chunk_index: int, array: npt.NDArray[Any]) -> bytes: ...
+    def set_stored_chunk(self, chunk_index: int, chunk: bytes) -> None: ...
+    def set_stored_chunks(self, chunks: Iterable[Tuple[int, bytes]]) -> None: ...
+    def update_chunks(self, func: _ChunkUpdate) -> None: ...
+    def batch(self) -> ChannelBatch: ...
+    def snapshot_id(self) -> bytes: ...
+    @staticmethod
+    def open_snapshot(path: _Path, snapshot_id: _SnapshotId) -> Channel: ...
+    @property
+    def pinned(self) -> bool: ...
+
+@final
+class ChannelBatch:
+    """Chunk writes to one channel, compressed as they are set and committed together."""
+
+    def set_chunk(self, chunk_index: int, array: npt.NDArray[Any]) -> None: ...
+    def set_stored_chunk(self, chunk_index: int, chunk: bytes) -> None: ...
+    def commit(self) -> None: ...
+    def discard(self) -> None: ...
+    def __len__(self) -> int: ...
+    def __enter__(self) -> ChannelBatch: ...
+    def __exit__(self, exc_type: object, exc_value: object, traceback: object) -> Literal[False]: ...
+
 @final
 class Image:
     """Channels of one size, each with its own dtype, optional channel names and JSON metadata.
@@ -287,6 +339,27 @@ class Image:
     @staticmethod
     def dtypes_from_file(filepath: _Path, subimage: int = 0) -> List[np.dtype[Any]]: ...
 
+    # image files out (OpenEXR, TIFF, PNG) and PNG previews; not in 1.0.1
+    def write(
+        self,
+        filepath: _Path,
+        *,
+        channel_indices: Optional[Sequence[int]] = None,
+        channel_names: Optional[Sequence[str]] = None,
+        compression: Optional[_Compression] = None,
+        depth: Optional[Literal[8, 16]] = None,
+        transfer: Literal["srgb", "linear"] = "srgb",
+        format: Optional[_ImageFormat] = None,
+    ) -> None: ...
+    def preview(
+        self,
+        filepath: _Path,
+        max_size: int = 512,
+        *,
+        channel_indices: Optional[Sequence[int]] = None,
+        channel_names: Optional[Sequence[str]] = None,
+    ) -> None: ...
+
     # files
     @staticmethod
     def create(path: _Path, dtype: _ImageDTypes, width: int, height: int) -> Image: ...
@@ -354,3 +427,10 @@ class Image:
     def dtype(self) -> Optional[np.dtype[Any]]: ...
     @property
     def dtypes(self) -> List[np.dtype[Any]]: ...
+
+    # pinned commits (not in 1.0.1)
+    def snapshot_id(self) -> bytes: ...
+    @staticmethod
+    def open_snapshot(path: _Path, snapshot_id: _SnapshotId) -> Image: ...
+    @property
+    def pinned(self) -> bool: ...

@@ -15,6 +15,7 @@ use crate::convert::{
 };
 use crate::errors::{ChannelRemovedError, IntoPyResult, closed, to_py, to_py_at};
 use crate::handle::{Handle, PyHandle, absolute, file_handle_methods, set_threads};
+use crate::pinned::{parse_snapshot_id, snapshot_bytes};
 use crate::settings::{Level, Size, Threads, settings};
 use crate::typed::{
     create_eager, create_lazy, create_like, decompressed, get_chunk_into, get_chunk_new,
@@ -59,9 +60,14 @@ impl PyHandle for PyChannel {
         &self.state
     }
 
-    /// `(position,)`: the index in its image file, or None for a channel file.
+    /// `(position, snapshot)`: the index in its image file, or None for a channel file;
+    /// the snapshot id of a pinned handle, or None.
     fn unpickle_args<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
-        let position = match self.state.lock().extra {
+        let slot = self.state.lock();
+        let snapshot = (slot.resource.as_ref())
+            .filter(|any| any.is_pinned())
+            .map(|any| snapshot_bytes(py, any.snapshot_id()));
+        let position = match slot.extra {
             Origin::Standalone => None,
             Origin::Image { position: Some(p) } => Some(p),
             Origin::Image { position: None } => {
@@ -70,7 +76,10 @@ impl PyHandle for PyChannel {
                 ));
             }
         };
-        Ok(vec![position.into_pyobject(py)?.into_any()])
+        Ok(vec![
+            position.into_pyobject(py)?.into_any(),
+            snapshot.into_pyobject(py)?.into_any(),
+        ])
     }
 }
 
@@ -121,6 +130,19 @@ impl PyChannel {
         Ok(PyChannel::standalone(any, path))
     }
 
+    /// A standalone Channel object on the commit `id` of the channel file at `path`
+    /// (absolute).
+    pub(crate) fn open_pinned(
+        py: Python<'_>,
+        path: PathBuf,
+        id: &ci::SnapshotId,
+    ) -> PyResult<PyChannel> {
+        let any = py
+            .detach(|| AnyChannel::open_snapshot(&path, id))
+            .map_err(|e| to_py_at(e, Some(&path)))?;
+        Ok(PyChannel::standalone(any, Some(path)))
+    }
+
     /// A clone of the crate handle (cheap); RuntimeError once closed, ChannelRemovedError
     /// once removed through the image that handed it out.
     pub(crate) fn any(&self) -> PyResult<AnyChannel> {
@@ -131,6 +153,20 @@ impl PyChannel {
             (Some(any), _) => Ok(any.clone()),
         }
     }
+}
+
+/// `array` as `set_chunk` takes it: a 1-D numpy array of `dtype` (its length is checked
+/// against the chunk's with the data).
+pub(crate) fn chunk_array<'py>(
+    array: &Bound<'py, PyAny>,
+    dtype: ci::Dtype,
+) -> PyResult<Bound<'py, numpy::PyUntypedArray>> {
+    let arr = as_ndarray(array, "array")?;
+    check_array_dtype(&arr, dtype, "set_chunk")?;
+    if arr.ndim() != 1 {
+        return Err(PyValueError::new_err("set_chunk requires a 1D numpy array"));
+    }
+    Ok(arr)
 }
 
 #[pymethods]
@@ -293,24 +329,30 @@ impl PyChannel {
         Ok(PyChannel::standalone(any, Some(path)))
     }
 
-    /// Unpickling: reopen by path (and position, for a channel of an image file).
+    /// Unpickling: reopen by path (and position, for a channel of an image file), at the
+    /// pinned commit `snapshot` if given.
     #[staticmethod]
-    #[pyo3(signature = (path, read_only, position = None))]
+    #[pyo3(signature = (path, read_only, position = None, snapshot = None))]
     fn _unpickle(
         py: Python<'_>,
         path: PathBuf,
         read_only: bool,
         position: Option<usize>,
+        snapshot: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyChannel> {
+        let snapshot = snapshot.map(parse_snapshot_id).transpose()?;
         let Some(position) = position else {
-            return PyChannel::open(py, path, read_only);
+            return match snapshot {
+                Some(id) => PyChannel::open_pinned(py, path, &id),
+                None => PyChannel::open(py, path, read_only),
+            };
         };
         let any = py
             .detach(|| {
-                let image = if read_only {
-                    AnyImage::open_read_only(&path)
-                } else {
-                    AnyImage::open(&path)
+                let image = match (snapshot, read_only) {
+                    (Some(id), _) => AnyImage::open_snapshot(&path, &id),
+                    (None, true) => AnyImage::open_read_only(&path),
+                    (None, false) => AnyImage::open(&path),
                 }?;
                 image.channel(position)
             })
@@ -356,11 +398,7 @@ impl PyChannel {
         array: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         let any = self.any()?;
-        let arr = as_ndarray(array, "array")?;
-        check_array_dtype(&arr, any.dtype(), "set_chunk")?;
-        if arr.ndim() != 1 {
-            return Err(PyValueError::new_err("set_chunk requires a 1D numpy array"));
-        }
+        let arr = chunk_array(array, any.dtype())?;
         with_bytes(&arr, any.dtype(), |data| {
             py.detach(|| any.set_chunk_bytes(chunk_index.0, data))
         })?

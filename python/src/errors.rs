@@ -12,6 +12,8 @@
 //! | `Locked` | `LockedError` (a `RuntimeError`) |
 //! | `ReadOnly` | `ReadOnlyError` (a `RuntimeError`) |
 //! | `ChannelRemoved` | `ChannelRemovedError` (a `RuntimeError`) |
+//! | `InvalidStoredChunk` (a stored chunk that does not decode or does not fit its channel) | `ValueError` |
+//! | `SnapshotUnavailable` (a pinned commit the file no longer holds) | `SnapshotUnavailableError` (a `RuntimeError`) |
 //! | `ImageFile` | by its kind, in the second table |
 //! | `Poisoned`, `BatchInProgress`, `Codec`, anything newer | `RuntimeError` |
 //! | `File { path, source }` (a file that could not be opened, created or locked) | `OSError`: the subclass for the errno (e.g. `FileNotFoundError`, `PermissionError`, `IsADirectoryError`), `filename` = `path` |
@@ -31,6 +33,14 @@
 //! | `Io` (reading the file failed) | `OSError`: the subclass for its errno, `filename` = `path` |
 //! | the post-process callback's exception | itself, unchanged |
 //! | anything else (the destination file: `File`, `Locked`, ...) | as in the table above |
+//!
+//! Exporting an image file (`Image.write`, `Image.preview`; not in 1.0.1) maps by the same
+//! rules: the kinds `UnknownExtension`, `NoChannels`, `Unsupported` (five channels for a
+//! PNG), `DuplicateChannel`, `TooLarge` and `Encode` are `ValueError`, `Io` an `OSError`
+//! naming the file; the selection's `UnknownChannelName` is `ValueError` and
+//! `IndexOutOfRange` `IndexError`, as `image["name"]` and `image[i]` raise; `File` (the
+//! directory cannot take the temporary file, or it cannot be renamed into place) is an
+//! `OSError`.
 
 use std::path::Path;
 
@@ -66,6 +76,13 @@ pyo3::create_exception!(
     ChannelRemovedError,
     PyRuntimeError,
     "The channel behind this handle was removed from its image."
+);
+
+pyo3::create_exception!(
+    compressed_image,
+    SnapshotUnavailableError,
+    PyRuntimeError,
+    "The commit a snapshot id names is no longer in the file: it was compacted or replaced since."
 );
 
 /// `ImageFileNotFoundError`, made once: `create_exception!` takes a single base, and this
@@ -134,7 +151,7 @@ pub fn bad_subimage(path: &Path, index: impl std::fmt::Display, count: Option<us
     ))
 }
 
-/// The Python exception for why the image file `path` could not be imported.
+/// The Python exception for why the image file `path` could not be imported or exported.
 fn image_file_error(path: &Path, kind: ImageFileError) -> PyErr {
     let message = format!("{}: {kind}", path.display());
     match kind {
@@ -144,7 +161,8 @@ fn image_file_error(path: &Path, kind: ImageFileError) -> PyErr {
         }
         ImageFileError::Io(io) => os_error(io, Some(path)),
         // Unknown format, unsupported feature or compression, deep data, subsampled
-        // channels, a damaged file, too large, and kinds added later (non-exhaustive).
+        // channels, a damaged file, too large; an export's unknown extension, no channels,
+        // duplicate names, encoder refusal; and kinds added later (non-exhaustive).
         _ => PyValueError::new_err(message),
     }
 }
@@ -192,7 +210,12 @@ pub fn to_py_at(e: Error, path: Option<&Path>) -> PyErr {
         }
         Error::InvalidArgument { .. }
         | Error::DtypeMismatch { .. }
-        | Error::ChannelDtypeMismatch { .. } => PyValueError::new_err(msg),
+        | Error::ChannelDtypeMismatch { .. }
+        | Error::InvalidStoredChunk { .. } => PyValueError::new_err(msg),
+        Error::SnapshotUnavailable { .. } => match path {
+            Some(p) => SnapshotUnavailableError::new_err(format!("{}: {msg}", p.display())),
+            None => SnapshotUnavailableError::new_err(msg),
+        },
         Error::IndexOutOfRange { .. } => PyIndexError::new_err(msg),
         Error::Locked { .. } => LockedError::new_err(msg),
         Error::ReadOnly => ReadOnlyError::new_err(msg),

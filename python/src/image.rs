@@ -20,6 +20,7 @@ use crate::convert::{
 use crate::errors::{IntoPyResult, to_py_at};
 use crate::handle::{Handle, PyHandle, absolute, file_handle_methods, set_threads};
 use crate::json::{json_to_py, py_to_json};
+use crate::pinned::{parse_snapshot_id, snapshot_bytes};
 use crate::settings::{Level, Size, Threads, WideLevel, settings};
 use crate::typed::decompressed;
 
@@ -115,10 +116,18 @@ impl PyHandle for PyImage {
         py.detach(move || drop(channels));
     }
 
-    /// `(dtype,)`: the single dtype's name, or None for a mixed image.
+    /// `(dtype, snapshot)`: the single dtype's name, or None for a mixed image; the
+    /// snapshot id of a pinned handle, or None.
     fn unpickle_args<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
-        let dtype = self.state.lock().extra.dtype.map(Dtype::name);
-        Ok(vec![dtype.into_pyobject(py)?.into_any()])
+        let slot = self.state.lock();
+        let dtype = slot.extra.dtype.map(Dtype::name);
+        let snapshot = (slot.resource.as_ref())
+            .filter(|image| image.is_pinned())
+            .map(|image| snapshot_bytes(py, image.snapshot_id()));
+        Ok(vec![
+            dtype.into_pyobject(py)?.into_any(),
+            snapshot.into_pyobject(py)?.into_any(),
+        ])
     }
 }
 
@@ -153,6 +162,12 @@ fn open_image(
     Ok(image)
 }
 
+/// Open the image file at `path` read-only at the commit `id` names.
+pub fn open_pinned_image(py: Python<'_>, path: &Path, id: &ci::SnapshotId) -> PyResult<AnyImage> {
+    py.detach(|| AnyImage::open_snapshot(path, id))
+        .map_err(|e| to_py_at(e, Some(path)))
+}
+
 /// `[float16, uint32]`, for messages.
 fn dtype_names(dtypes: &[Dtype]) -> String {
     let names: Vec<&str> = dtypes.iter().map(|d| d.name()).collect();
@@ -177,7 +192,7 @@ impl PyImage {
         }
     }
 
-    fn image(&self) -> PyResult<AnyImage> {
+    pub(crate) fn image(&self) -> PyResult<AnyImage> {
         self.state.get(Self::KIND)
     }
 
@@ -357,17 +372,22 @@ impl PyImage {
         Ok(PyImage::wrap(image, single, Some(path)))
     }
 
-    /// Unpickling: reopen by path, single-typed (`dtype`, a name) or mixed (`None`).
+    /// Unpickling: reopen by path, single-typed (`dtype`, a name) or mixed (`None`), at
+    /// the pinned commit `snapshot` if given.
     #[staticmethod]
-    #[pyo3(signature = (path, read_only, dtype = None))]
+    #[pyo3(signature = (path, read_only, dtype = None, snapshot = None))]
     fn _unpickle(
         py: Python<'_>,
         path: PathBuf,
         read_only: bool,
         dtype: Option<&Bound<'_, PyAny>>,
+        snapshot: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyImage> {
         let dtype = dtype.map(parse_dtype).transpose()?;
-        let image = open_image(py, &path, read_only, dtype)?;
+        let image = match snapshot {
+            Some(id) => open_pinned_image(py, &path, &parse_snapshot_id(id)?)?,
+            None => open_image(py, &path, read_only, dtype)?,
+        };
         Ok(PyImage::wrap(image, dtype, Some(path)))
     }
 

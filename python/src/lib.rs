@@ -8,9 +8,11 @@
 
 // The modules form a line, each using only those before it: errors → convert (numpy
 // arrays and dtypes) → json (metadata) → codec → settings (keyword arguments) → handle
-// (what Channel and Image share) → typed (generic chunk operations) → channel → image →
-// read (importing image files). backing (where anonymous stores keep their bytes) stands
-// apart.
+// (what Channel and Image share) → typed (generic chunk operations) → pinned (snapshot
+// ids) → channel → image → read (importing image files) → write (exporting them) → array
+// (numpy indexing of Channel) → stored (stored chunks, pinned snapshots, inspect). backing
+// (where anonymous stores keep their bytes) stands apart.
+mod array;
 mod backing;
 mod channel;
 mod codec;
@@ -19,9 +21,12 @@ mod errors;
 mod handle;
 mod image;
 mod json;
+mod pinned;
 mod read;
 mod settings;
+mod stored;
 mod typed;
+mod write;
 
 use pyo3::prelude::*;
 
@@ -31,8 +36,14 @@ fn _compressed_image(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<codec::PyCodec>()?;
     m.add_class::<channel::PyChannel>()?;
     m.add_class::<image::PyImage>()?;
+    m.add_class::<stored::PyChannelBatch>()?;
     m.add_function(wrap_pyfunction!(backing::set_anonymous_backing, m)?)?;
     m.add_function(wrap_pyfunction!(backing::anonymous_backing, m)?)?;
+    m.add_function(wrap_pyfunction!(stored::inspect, m)?)?;
+    m.add(
+        "SnapshotUnavailableError",
+        py.get_type::<errors::SnapshotUnavailableError>(),
+    )?;
     m.add("CorruptedError", py.get_type::<errors::CorruptedError>())?;
     m.add("LockedError", py.get_type::<errors::LockedError>())?;
     m.add("ReadOnlyError", py.get_type::<errors::ReadOnlyError>())?;

@@ -86,7 +86,7 @@ fn selection(seq: &Bound<'_, PyAny>, kind: SelectionKind) -> PyResult<ChannelSel
 }
 
 /// The channel selection of `channel_indices=` or `channel_names=` (at most one).
-fn keyword_selection(
+pub(crate) fn keyword_selection(
     indices: Option<&Bound<'_, PyAny>>,
     names: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<ChannelSelection> {

@@ -80,3 +80,27 @@ def test_handle_state_errors_keep_their_classes(tmp_path):
     w.close()
     with pytest.raises(RuntimeError, match="closed"):
         w.num_chunks()
+
+
+def test_a_refused_stored_chunk_is_a_value_error():
+    c = Channel.zeros(np.uint8, 4, 4)
+    good = c.compress_chunk(0, np.arange(16, dtype=np.uint8))
+    for bad in (good[:-1], b"x" * 60):
+        with pytest.raises(ValueError) as e:
+            c.set_stored_chunk(0, bad)
+        assert type(e.value) is ValueError
+
+
+def test_an_unavailable_snapshot_is_its_own_runtime_error(tmp_path):
+    assert issubclass(ci.SnapshotUnavailableError, RuntimeError)
+    p = tmp_path / "c.cimg"
+    w = Channel.create_full(p, np.uint8, 1, 4, 4)
+    sid = w.snapshot_id()
+    w.set_chunk(0, np.arange(16, dtype=np.uint8))
+    w.compact()
+    with pytest.raises(ci.SnapshotUnavailableError) as e:
+        Channel.open_snapshot(p, sid)
+    assert str(p) in str(e.value)
+    # A malformed id is a ValueError (an invalid argument), not that error.
+    with pytest.raises(ValueError):
+        Channel.open_snapshot(p, sid[:-2])

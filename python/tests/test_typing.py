@@ -37,6 +37,8 @@ def test_mypy_strict_rejects_misuse_through_the_stubs(request):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert 'misuse.py:9: error: Incompatible return value type (got "int", expected "str")' in proc.stdout
     assert 'misuse.py:13: error: No overload variant of "read" of "Image" matches' in proc.stdout
+    assert 'misuse.py:17: error: Argument "depth" to "write" of "Image" has incompatible type' in proc.stdout
+    assert 'misuse.py:21: error: Too many positional arguments for "write" of "Image"' in proc.stdout
 
 
 def test_stubs_match_the_runtime_module():

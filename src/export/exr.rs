@@ -15,7 +15,7 @@ use exr::meta::{BlockDescription, Headers};
 use exr::prelude::SmallVec;
 use rayon::prelude::*;
 
-use super::bands::{Bands, band_rows, dtypes};
+use super::bands::Reading;
 use super::exr_metadata::{self, file_name};
 use super::options::ExrCompression;
 use crate::error::Result;
@@ -23,7 +23,6 @@ use crate::import::ImageFileError;
 use crate::import::convert::convert;
 use crate::import::error::in_file;
 use crate::sample::Dtype;
-use crate::store::Snapshot;
 
 /// The `exr` crate's compression for `compression`.
 fn exr_compression(compression: ExrCompression) -> Compression {
@@ -203,31 +202,26 @@ fn in_file_types<'b>(
         .collect()
 }
 
-/// Write the channels at `positions` of `snap`, named `names`, as an OpenEXR file to
-/// `out`; `target` is the path errors name.
+/// Write the channels `reading` reads, named `names`, as an OpenEXR file to `out`;
+/// `target` is the path errors name.
 pub(crate) fn write(
     out: impl Write + Seek,
     target: &Path,
-    snap: &Snapshot,
-    positions: &[usize],
+    reading: &Reading<'_>,
     names: &[String],
     compression: ExrCompression,
-    threads: usize,
 ) -> Result {
     let in_file = in_file(target);
+    let snap = reading.snap;
     let (width, height) = (snap.catalog.width, snap.catalog.height);
-    let dtypes = dtypes(snap, positions);
+    let dtypes = reading.dtypes();
     let channels = file_channels(names, &dtypes).map_err(in_file)?;
     let header = header(&channels, width, height, compression, &snap.metadata).map_err(in_file)?;
     let lines_per_block = header.compression.scan_lines_per_block();
-    let mut bands = Bands::new(
-        snap,
-        positions.to_vec(),
-        band_rows(snap, positions, lines_per_block),
-        threads,
-    );
+    let mut bands = reading.bands(lines_per_block);
     let headers: Headers = std::iter::once(header).collect();
-    // An error reading the image, which the `exr` crate's callback cannot return.
+    // An error reading the image, or a cancellation, which the `exr` crate's callback
+    // cannot return.
     let mut failure = None;
     // Not pedantic: the crate's strict check refuses standard attribute names among the
     // custom attributes, which is where the restored ones are held; the rest of what it

@@ -26,16 +26,29 @@ use crate::error::{Argument, Error, Result};
 use crate::import::error::in_file;
 use crate::import::{ChannelSelection, ImageFileError};
 use crate::io::file_error;
+use crate::progress::{NoProgress, Progress};
 use crate::store::{Snapshot, sync_parent_dir, temp_beside};
+use bands::Reading;
 use transfer::{PixelLayout, automatic_depth};
 
 /// Write a new file at `target` through `write`: under a temporary name beside it, made
-/// durable and renamed into place only when `write` succeeded; on an error the temporary
-/// is removed and whatever was at `target` stays.
-fn write_atomically(target: &Path, write: impl FnOnce(&mut BufWriter<File>) -> Result) -> Result {
+/// durable and renamed into place only when `write` succeeded; on an error (a
+/// cancellation too) the temporary is removed and whatever was at `target` stays.
+///
+/// `start` begins the [`Reading`] `write` is given once the temporary file exists, so an
+/// export that cannot even make it reports nothing; the reading's observer hears `finish`
+/// after the rename or the removal.
+fn write_atomically<'a>(
+    target: &Path,
+    start: impl FnOnce() -> Reading<'a>,
+    write: impl FnOnce(&mut BufWriter<File>, &Reading<'a>) -> Result,
+) -> Result {
+    // Declared before the temporary file, so dropped after it.
+    let reading;
     let (file, temp) = temp_beside(target, "export")?;
+    reading = start();
     let mut out = BufWriter::new(file);
-    write(&mut out)?;
+    write(&mut out, &reading)?;
     let io = |e| in_file(target)(ImageFileError::Io(e));
     let file = out.into_inner().map_err(|e| io(e.into_error()))?;
     file.sync_all().map_err(io)?;
@@ -143,18 +156,40 @@ impl AnyImage {
     /// directory is missing or not writable) or cannot be renamed; errors reading the
     /// image's chunks.
     pub fn write(&self, path: impl AsRef<Path>, options: &WriteOptions) -> Result {
+        self.write_with_progress(path, options, &NoProgress)
+    }
+
+    /// [`write`](Self::write), reporting to `progress` (as `"export"`) the bytes of the
+    /// image's pixels written: every element of the written channels in the image's own
+    /// element types, whatever the file's samples (an RGB `f32` image of `w × h` is
+    /// `12 w h` bytes, also as an 8-bit PNG). The bytes of a band are reported once the
+    /// band has gone to the file; `start` comes once the temporary file exists, `finish`
+    /// after the rename (or the removal of the temporary).
+    ///
+    /// Cancelled, the export stops at the next band, removes its temporary file and leaves
+    /// whatever was at `path` untouched.
+    ///
+    /// # Errors
+    /// As [`write`](Self::write); [`Error::Cancelled`] when `progress` cancels.
+    pub fn write_with_progress(
+        &self,
+        path: impl AsRef<Path>,
+        options: &WriteOptions,
+        progress: &dyn Progress,
+    ) -> Result {
         let path = path.as_ref();
         let target = in_file(path);
         let format = format_of(path, options).map_err(target)?;
         let snap = self.store.snapshot();
         let positions = chosen(&snap, &options.channels, path)?;
         let threads = self.threads();
+        let start = || Reading::start(&snap, &positions, threads, progress, "export");
         if format == ImageFormat::OpenExr {
             let names = select::file_names(&snap.catalog);
             let names: Vec<String> = positions.iter().map(|&p| names[p].clone()).collect();
             let compression = options.exr_compression;
-            return write_atomically(path, |out| {
-                exr::write(out, path, &snap, &positions, &names, compression, threads)
+            return write_atomically(path, start, |out, reading| {
+                exr::write(out, path, reading, &names, compression)
             });
         }
         let format_name = if format == ImageFormat::Png {
@@ -166,15 +201,13 @@ impl AnyImage {
         let dtypes = bands::dtypes(&snap, &positions);
         let depth = options.depth.unwrap_or_else(|| automatic_depth(&dtypes));
         let layout = PixelLayout::new(&dtypes, depth, options.transfer);
-        write_atomically(path, |out| match format {
-            ImageFormat::Png => png::write(out, path, &snap, &positions, &layout, threads),
+        write_atomically(path, start, |out, reading| match format {
+            ImageFormat::Png => png::write(out, path, reading, &layout),
             _ => {
                 let plan = tiff::TiffPlan {
-                    snap: &snap,
-                    positions: &positions,
+                    reading,
                     layout,
                     compression: options.tiff_compression,
-                    threads,
                 };
                 tiff::write(out, path, &plan)
             }
@@ -203,6 +236,25 @@ impl AnyImage {
     /// [`Error::InvalidArgument`] for a `max_size` of 0; otherwise as
     /// [`write`](Self::write).
     pub fn preview(&self, path: impl AsRef<Path>, options: &PreviewOptions) -> Result {
+        self.preview_with_progress(path, options, &NoProgress)
+    }
+
+    /// [`preview`](Self::preview), reporting to `progress` (as `"preview"`) the bytes of
+    /// the image's pixels read: every element of the shown channels, in the image's element
+    /// types, a band at a time once it has been scaled down and its preview rows written.
+    /// `start` and `finish` come as for [`write_with_progress`](Self::write_with_progress).
+    ///
+    /// Cancelled, the preview stops at the next band, removes its temporary file and leaves
+    /// whatever was at `path` untouched.
+    ///
+    /// # Errors
+    /// As [`preview`](Self::preview); [`Error::Cancelled`] when `progress` cancels.
+    pub fn preview_with_progress(
+        &self,
+        path: impl AsRef<Path>,
+        options: &PreviewOptions,
+        progress: &dyn Progress,
+    ) -> Result {
         let path = path.as_ref();
         if options.max_size == 0 {
             return Err(Error::invalid(Argument::PreviewSize, 0, "at least 1"));
@@ -220,8 +272,10 @@ impl AnyImage {
         let (width, height) = (snap.catalog.width, snap.catalog.height);
         let size = preview::preview_size(width, height, options.max_size);
         let threads = self.threads();
-        write_atomically(path, |out| {
-            preview::write(out, path, &snap, &positions, size, threads)
-        })
+        write_atomically(
+            path,
+            || Reading::start(&snap, &positions, threads, progress, "preview"),
+            |out, reading| preview::write(out, path, reading, size),
+        )
     }
 }

@@ -6,13 +6,12 @@ use std::path::Path;
 
 use png::{BitDepth, ColorType};
 
-use super::bands::{Bands, band_rows};
+use super::bands::Reading;
 use super::options::SampleDepth;
 use super::transfer::PixelLayout;
 use crate::error::Result;
 use crate::import::ImageFileError;
 use crate::import::error::in_file;
-use crate::store::Snapshot;
 
 /// The typed error for a `png` crate error while writing.
 pub(crate) fn png_error(e: png::EncodingError) -> ImageFileError {
@@ -72,17 +71,15 @@ pub(crate) fn encode<W: Write>(
     writer.finish().map_err(png)
 }
 
-/// Write the channels at `positions` of `snap` as a PNG file of `layout`'s samples to
-/// `out`; `target` is the path errors name.
+/// Write the channels `reading` reads as a PNG file of `layout`'s samples to `out`;
+/// `target` is the path errors name.
 pub(crate) fn write(
     out: impl Write,
     target: &Path,
-    snap: &Snapshot,
-    positions: &[usize],
+    reading: &Reading<'_>,
     layout: &PixelLayout,
-    threads: usize,
 ) -> Result {
-    let size = (snap.catalog.width, snap.catalog.height);
+    let size = (reading.snap.catalog.width, reading.snap.catalog.height);
     encode(
         out,
         target,
@@ -90,8 +87,7 @@ pub(crate) fn write(
         layout.samples(),
         layout.depth,
         |stream| {
-            let rows = band_rows(snap, positions, 1);
-            let mut bands = Bands::new(snap, positions.to_vec(), rows, threads);
+            let mut bands = reading.bands(1);
             while let Some(band) = bands.next_band()? {
                 stream
                     .write_all(&layout.pixels(band.channels, true))

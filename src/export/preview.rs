@@ -14,7 +14,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::bands::{Bands, band_rows, dtypes};
+use super::bands::Reading;
 use super::options::{SampleDepth, Transfer};
 use super::png::{encode, io_error};
 use super::transfer::{Quantizer, is_alpha};
@@ -22,7 +22,6 @@ use crate::error::Result;
 use crate::import::convert::for_each_unit;
 use crate::import::error::in_file;
 use crate::sample::Dtype;
-use crate::store::Snapshot;
 
 /// The preview's size for an image of `width × height`: the longest side becomes
 /// `max_size` (the other in proportion, rounded, at least 1); an image no larger keeps
@@ -190,24 +189,20 @@ impl Downscaler {
     }
 }
 
-/// Write a preview of `size` of the channels at `positions` of `snap` (one to four: gray,
-/// gray + alpha, RGB, RGBA) as an 8-bit PNG file to `out`; `target` is the path errors
-/// name.
+/// Write a preview of `size` of the channels `reading` reads (one to four: gray, gray +
+/// alpha, RGB, RGBA) as an 8-bit PNG file to `out`; `target` is the path errors name.
 pub(crate) fn write(
     out: impl Write,
     target: &Path,
-    snap: &Snapshot,
-    positions: &[usize],
+    reading: &Reading<'_>,
     size: (usize, usize),
-    threads: usize,
 ) -> Result {
-    let (width, height) = (snap.catalog.width, snap.catalog.height);
-    let dtypes = dtypes(snap, positions);
-    let samples = positions.len();
+    let (width, height) = (reading.snap.catalog.width, reading.snap.catalog.height);
+    let dtypes = reading.dtypes();
+    let samples = dtypes.len();
     encode(out, target, size, samples, SampleDepth::Eight, |png| {
         let mut scaler = Downscaler::new(width, height, size, &dtypes);
-        let rows = band_rows(snap, positions, 1);
-        let mut bands = Bands::new(snap, positions.to_vec(), rows, threads);
+        let mut bands = reading.bands(1);
         while let Some(band) = bands.next_band()? {
             scaler
                 .add_band(band.channels, &dtypes, png)

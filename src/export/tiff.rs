@@ -15,13 +15,12 @@ use tiff::tags::{
     SampleFormat, Tag,
 };
 
-use super::bands::{Bands, band_rows};
+use super::bands::Reading;
 use super::options::{SampleDepth, TiffCompression};
 use super::transfer::{PixelLayout, is_alpha};
 use crate::error::Result;
 use crate::import::ImageFileError;
 use crate::import::error::in_file;
-use crate::store::Snapshot;
 
 /// About how many bytes of pixels a strip holds.
 const STRIP_BYTES: usize = 256 * 1024;
@@ -86,11 +85,9 @@ fn method(compression: TiffCompression) -> CompressionMethod {
 
 /// What a TIFF export writes.
 pub(crate) struct TiffPlan<'a> {
-    pub snap: &'a Snapshot,
-    pub positions: &'a [usize],
+    pub reading: &'a Reading<'a>,
     pub layout: PixelLayout,
     pub compression: TiffCompression,
-    pub threads: usize,
 }
 
 /// The tags describing the image, its strips at `offsets` of `counts` bytes.
@@ -102,7 +99,7 @@ fn write_tags<W: Write + Seek, K: TiffKind>(
     counts: &[K::OffsetType],
 ) -> tiff::TiffResult<()> {
     let samples = plan.layout.samples();
-    let catalog = &plan.snap.catalog;
+    let catalog = &plan.reading.snap.catalog;
     // The size was checked to fit u32; as was the sample count (at most 4).
     dir.write_tag(Tag::ImageWidth, catalog.width as u32)?;
     dir.write_tag(Tag::ImageLength, catalog.height as u32)?;
@@ -140,13 +137,12 @@ fn write_tags<W: Write + Seek, K: TiffKind>(
 fn write_kind<W: Write + Seek, K: TiffKind>(out: W, target: &Path, plan: &TiffPlan<'_>) -> Result {
     let in_file = in_file(target);
     let tiff = |e| in_file(tiff_error(e));
-    let width = plan.snap.catalog.width;
-    let row_bytes = plan.layout.row_bytes(width);
-    let rows_per_strip = (STRIP_BYTES / row_bytes).clamp(1, plan.snap.catalog.height);
+    let catalog = &plan.reading.snap.catalog;
+    let row_bytes = plan.layout.row_bytes(catalog.width);
+    let rows_per_strip = (STRIP_BYTES / row_bytes).clamp(1, catalog.height);
     let mut encoder = TiffEncoder::<W, K>::new_generic(out).map_err(tiff)?;
     let mut dir = encoder.image_directory().map_err(tiff)?;
-    let rows = band_rows(plan.snap, plan.positions, rows_per_strip);
-    let mut bands = Bands::new(plan.snap, plan.positions.to_vec(), rows, plan.threads);
+    let mut bands = plan.reading.bands(rows_per_strip);
     let (mut offsets, mut counts) = (Vec::new(), Vec::new());
     while let Some(band) = bands.next_band()? {
         let pixels = plan.layout.pixels(band.channels, false);
@@ -170,7 +166,7 @@ fn write_kind<W: Write + Seek, K: TiffKind>(out: W, target: &Path, plan: &TiffPl
 /// Write a TIFF file (a BigTIFF when the pixels could take 4 GiB) to `out`; `target` is
 /// the path errors name.
 pub(crate) fn write(out: impl Write + Seek, target: &Path, plan: &TiffPlan<'_>) -> Result {
-    let catalog = &plan.snap.catalog;
+    let catalog = &plan.reading.snap.catalog;
     if u32::try_from(catalog.width).is_err() || u32::try_from(catalog.height).is_err() {
         return Err(in_file(target)(ImageFileError::TooLarge {
             width: catalog.width as u64,

@@ -31,8 +31,9 @@ use crate::any_image::AnyImage;
 use crate::error::{Argument, Error, Result};
 use crate::geometry::MAX_CHUNK_BYTES;
 use crate::image::Image;
+use crate::progress::{NoProgress, Progress, Tracker};
 use crate::sample::{Dtype, Sample};
-use pipeline::{Plan, PostProcess};
+use pipeline::{Hooks, Plan, PostProcess};
 use source::{Source, SourceInfo};
 
 /// `Err(TooLarge)` when a scanline of a channel of `dtype` would not fit one chunk or the
@@ -54,13 +55,20 @@ fn check_importable(info: &SourceInfo, dtype: Dtype) -> error::FileResult {
     }
 }
 
-/// Import `path` as `options` say, calling `post` on every chunk before it is stored.
-fn import(path: &Path, options: &ReadOptions, post: &mut PostProcess<'_>) -> Result<AnyImage> {
+/// Import `path` as `options` say, calling `post` on every chunk before it is stored and
+/// reporting the stored chunks to `progress`.
+fn import(
+    path: &Path,
+    options: &ReadOptions,
+    post: &mut PostProcess<'_>,
+    progress: &dyn Progress,
+) -> Result<AnyImage> {
     import_from(
         &mut *source::open(path, options.subimage)?,
         path,
         options,
         post,
+        progress,
     )
 }
 
@@ -70,6 +78,7 @@ fn import_from(
     path: &Path,
     options: &ReadOptions,
     post: &mut PostProcess<'_>,
+    progress: &dyn Progress,
 ) -> Result<AnyImage> {
     let in_file = error::in_file(path);
     let info = source.info().clone();
@@ -93,6 +102,9 @@ fn import_from(
         Destination::Anonymous => None,
         Destination::File(p) => Some(p.as_path()),
     };
+    // Declared before the image and its temporary file, so dropped after them: the
+    // observer hears `finish` once a failed import's temporary file is gone.
+    let tracker;
     let (image, temp) = AnyImage::create_staged(
         destination,
         info.width,
@@ -100,12 +112,19 @@ fn import_from(
         &channels,
         &options.settings,
     )?;
+    let pixels = info.width as u64 * info.height as u64;
+    let element_bytes: u64 = channels.iter().map(|(d, _)| d.size() as u64).sum();
+    tracker = Tracker::start(progress, "import", pixels * element_bytes);
     {
         let snapshot = image.store.snapshot();
         let descs = &snapshot.catalog.channels;
         let mut txn = image.store.begin()?;
         txn.set_metadata(metadata::image_metadata(path, options.subimage, &info));
-        pipeline::stream(source, path, &plan, descs, &mut txn, post, image.threads())?;
+        let hooks = Hooks {
+            post,
+            tracker: &tracker,
+        };
+        pipeline::stream(source, path, &plan, descs, &mut txn, hooks, image.threads())?;
         txn.commit()?;
     }
     image.store.finish_create(temp)?;
@@ -202,7 +221,33 @@ impl AnyImage {
     /// invalid settings; [`Error::Locked`] when another handle writes the destination; I/O
     /// errors.
     pub fn read(path: impl AsRef<Path>, options: &ReadOptions) -> Result<AnyImage> {
-        import(path.as_ref(), options, &mut keep)
+        AnyImage::read_with_progress(path, options, &NoProgress)
+    }
+
+    /// [`read`](Self::read), reporting to `progress` (as `"import"`) the bytes of the
+    /// image's pixels stored: every element of the imported channels in their stored
+    /// element types ([`ReadOptions::dtype`] when set), uncompressed — `w × h × 4` for each
+    /// `f32` channel of `w × h`, whatever the file holds. A chunk's bytes are reported once
+    /// it is compressed and appended; `start` comes once the image (and, for a named
+    /// destination, its temporary file) exists, `finish` after the commit and rename, or
+    /// after a failed import's temporary file is removed.
+    ///
+    /// Cancelled, the import stops after the chunk being reported and returns
+    /// [`Error::Cancelled`]; an import into a file leaves neither the file nor its
+    /// temporary behind (as any failed import), an anonymous one is simply dropped.
+    ///
+    /// To post-process the chunks as well, use [`read_with`](Self::read_with): its
+    /// callback already sees every chunk, in order for each channel, and ends the import
+    /// when it returns an error such as [`Error::Cancelled`].
+    ///
+    /// # Errors
+    /// As [`read`](Self::read); [`Error::Cancelled`] when `progress` cancels.
+    pub fn read_with_progress(
+        path: impl AsRef<Path>,
+        options: &ReadOptions,
+        progress: &dyn Progress,
+    ) -> Result<AnyImage> {
+        import(path.as_ref(), options, &mut keep, progress)
     }
 
     /// [`read`](Self::read), calling `postprocess` on every chunk before it is compressed
@@ -217,7 +262,7 @@ impl AnyImage {
         options: &ReadOptions,
         mut postprocess: impl FnMut(ImportedChunk<'_>) -> Result,
     ) -> Result<AnyImage> {
-        import(path.as_ref(), options, &mut postprocess)
+        import(path.as_ref(), options, &mut postprocess, &NoProgress)
     }
 }
 
@@ -228,7 +273,7 @@ impl<T: Sample> Image<T> {
     /// As [`AnyImage::read`]; [`Error::InvalidArgument`] when `options` ask for another
     /// element type.
     pub fn read(path: impl AsRef<Path>, options: &ReadOptions) -> Result<Image<T>> {
-        Image::read_with(path, options, keep)
+        Image::read_with_progress(path, options, &NoProgress)
     }
 
     /// [`read`](Self::read) with a post-process callback; see [`AnyImage::read_with`].
@@ -240,6 +285,32 @@ impl<T: Sample> Image<T> {
         options: &ReadOptions,
         postprocess: impl FnMut(ImportedChunk<'_>) -> Result,
     ) -> Result<Image<T>> {
+        Image::import_as_t(options, |options| {
+            AnyImage::read_with(path, options, postprocess)
+        })
+    }
+
+    /// [`read`](Self::read) with a progress observer; see
+    /// [`AnyImage::read_with_progress`] (the bytes are those of `T` elements).
+    ///
+    /// # Errors
+    /// As [`read`](Self::read); [`Error::Cancelled`] when `progress` cancels.
+    pub fn read_with_progress(
+        path: impl AsRef<Path>,
+        options: &ReadOptions,
+        progress: &dyn Progress,
+    ) -> Result<Image<T>> {
+        Image::import_as_t(options, |options| {
+            AnyImage::read_with_progress(path, options, progress)
+        })
+    }
+
+    /// Run `import` with `options` asking for `T`, refusing options that ask for another
+    /// element type (before anything is read or reported).
+    fn import_as_t(
+        options: &ReadOptions,
+        import: impl FnOnce(&ReadOptions) -> Result<AnyImage>,
+    ) -> Result<Image<T>> {
         if let Some(dtype) = options.dtype.filter(|&d| d != T::DTYPE) {
             return Err(Error::invalid(
                 Argument::Dtype,
@@ -247,7 +318,6 @@ impl<T: Sample> Image<T> {
                 format!("{} (the image's element type) or none", T::DTYPE),
             ));
         }
-        let options = options.clone().dtype(T::DTYPE);
-        Image::try_from_any(AnyImage::read_with(path, &options, postprocess)?)
+        Image::try_from_any(import(&options.clone().dtype(T::DTYPE))?)
     }
 }

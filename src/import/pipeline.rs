@@ -2,7 +2,8 @@
 //! compressed and appended to one transaction. Decoding the next band overlaps with
 //! compressing the chunks the previous band completed, so the memory in use is about
 //! two bands of the wanted channels plus, per imported channel, the chunk being filled and
-//! the chunk being compressed — never the whole image.
+//! the chunk being compressed — never the whole image. Each chunk is reported to the
+//! progress observer once it is stored.
 
 use std::path::Path;
 
@@ -15,11 +16,19 @@ use super::source::{Source, check_held};
 use crate::chunk_codec::{Prepared, prepare_chunk};
 use crate::error::Result;
 use crate::format::ChannelDesc;
+use crate::progress::Tracker;
 use crate::sample::Dtype;
 use crate::store::Txn;
 
 /// The per-chunk callback of an import.
 pub(crate) type PostProcess<'p> = dyn FnMut(ImportedChunk<'_>) -> Result + 'p;
+
+/// Who hears of each chunk of an import: the post-process callback, before the chunk is
+/// compressed, and the progress tracker, with the chunk's bytes once it is stored.
+pub(crate) struct Hooks<'h, 'p> {
+    pub post: &'h mut PostProcess<'p>,
+    pub tracker: &'h Tracker<'h>,
+}
 
 /// How the channels of an import map onto the reader's.
 pub(crate) struct Plan {
@@ -94,15 +103,18 @@ fn imported<'c>(chunk: &'c mut FullChunk, desc: &ChannelDesc, plan: &Plan) -> Im
 }
 
 /// Stream every row of `source` into the channels `descs` (one per pick of `plan`, already
-/// in the transaction's catalog), calling `post` on each chunk before it is compressed.
-/// Reader errors name `path`.
+/// in the transaction's catalog), telling `hooks` of each chunk. Reader errors name `path`.
+///
+/// # Errors
+/// [`Error::Cancelled`](crate::Error::Cancelled) when the tracker's observer cancels, after
+/// the chunk it was told of; the callback's errors; reader and store errors.
 pub(crate) fn stream(
     source: &mut dyn Source,
     path: &Path,
     plan: &Plan,
     descs: &[ChannelDesc],
     txn: &mut Txn<'_>,
-    post: &mut PostProcess<'_>,
+    hooks: Hooks<'_, '_>,
     threads: usize,
 ) -> Result {
     let (width, height) = (source.info().width, source.info().height);
@@ -143,6 +155,7 @@ pub(crate) fn stream(
         decoded.map_err(in_file(path))?;
         for (chunk, prepared) in ready.iter().zip(&compressed?) {
             txn.put(descs[chunk.channel].id, chunk.index, prepared)?;
+            hooks.tracker.advance_len(chunk.data.bytes().len())?;
         }
         ready.clear();
         for (k, assembler) in assemblers.iter_mut().enumerate() {
@@ -150,7 +163,7 @@ pub(crate) fn stream(
             assembler.push_rows(&bands[slot], src_dtypes[slot], &mut ready);
         }
         for chunk in &mut ready {
-            post(imported(chunk, &descs[chunk.channel], plan))?;
+            (hooks.post)(imported(chunk, &descs[chunk.channel], plan))?;
         }
         next_row = rows.end;
     }

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::source::{Source, SourceChannel, SourceInfo, whole_blocks};
 use super::{ImportedChunk, ReadOptions, import_from};
 use crate::error::Result;
+use crate::progress::NoProgress;
 use crate::sample::Dtype;
 use crate::settings::Settings;
 
@@ -99,7 +100,8 @@ fn bands_are_the_smallest_chunk_in_whole_blocks_and_chunks_leave_as_they_complet
         completed.push((chunk.channel(), chunk.index(), chunk.start_row(), read));
         Ok(())
     };
-    let image = import_from(&mut source, Path::new("scripted"), &options, &mut post).unwrap();
+    let path = Path::new("scripted");
+    let image = import_from(&mut source, path, &options, &mut post, &NoProgress).unwrap();
 
     let lengths: Vec<usize> = source.bands.iter().map(|b| b.len()).collect();
     assert!(

@@ -1,11 +1,14 @@
-//! Files: the mutation seam ([`Backend`]), the read-only mapping and the writer lock.
+//! Files and memory: the mutation seam ([`Backend`]), where a store's bytes are
+//! ([`Storage`]), the mappings readers slice and the writer lock.
 //!
 //! Nothing here knows about chunks or records.
 
 mod lock;
+mod memory;
 // The mapping is one of the two modules allowed `unsafe` (crate root).
 #[allow(unsafe_code)]
 mod mmap;
+mod storage;
 
 use std::fs::{File, Metadata, OpenOptions};
 use std::io;
@@ -20,6 +23,7 @@ pub(crate) use lock::lock_path;
 use crate::error::{Error, Result};
 use mmap::start_writeback;
 pub(crate) use mmap::{Mapping, large_zeroed_vec};
+pub(crate) use storage::Storage;
 
 /// Every mutation of a container file goes through this trait, so tests can inject I/O
 /// faults and simulate power loss on the production code path.

@@ -6,7 +6,6 @@
 //! complete, and readers holding the old file keep reading it.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use super::create::{Fresh, temp_beside};
 use super::writer::{Growth, OnDrop, Writer};
@@ -169,14 +168,14 @@ impl Store {
         writer.check_usable()?;
         let snap = self.snapshot();
         let tracker = Store::start_copy(&snap, None, "compact", progress);
-        let file_len_before = self.file().metadata()?.len();
+        let file_len_before = self.file().len()?;
         let catalog = Store::copy_catalog(&snap, None)?;
         let (file, temp, anonymous) = match &self.path {
             Some(path) => {
                 let (file, temp) = temp_beside(path, "compact")?;
                 // The copy takes the place of the file: keep its permissions.
                 file.set_permissions(self.file().metadata()?.permissions())?;
-                (file, Some(temp), None)
+                (file.into(), Some(temp), None)
             }
             None => {
                 // The copy is placed for its own size (back in memory if it now fits); it
@@ -221,7 +220,7 @@ impl Store {
         if let (Some(anonymous), Some(new)) = (&self.anonymous, new_anonymous) {
             *lock(anonymous) = unpoisoned(new.into_inner());
         }
-        let file_len_after = self.file().metadata()?.len();
+        let file_len_after = self.file().len()?;
         Ok(Compaction {
             file_len_before,
             file_len_after,
@@ -264,7 +263,7 @@ impl Store {
         {
             return Ok(false); // another file took the name: stay on ours
         }
-        *write(&self.file) = Arc::new(file);
+        *write(&self.file) = file.into();
         self.publish(snapshot);
         Ok(true)
     }

@@ -14,11 +14,12 @@ use super::{
 };
 use crate::error::Result;
 use crate::format::{Catalog, REGION_START, Slot};
-use crate::io::{Backend, FileBackend, Mapping, WriterLock, file_error};
+use crate::io::{Storage, WriterLock, file_error};
 
 /// How a fresh store is set up.
 pub(super) struct Fresh {
-    pub file: File,
+    /// Where the bytes go: empty.
+    pub file: Storage,
     pub path: Option<PathBuf>,
     pub lock: Option<WriterLock>,
     /// Generation of the virtual commit the first real commit follows.
@@ -27,7 +28,8 @@ pub(super) struct Fresh {
     pub growth: Growth,
     pub on_drop: OnDrop,
     pub wrap: Arc<WrapBackend>,
-    /// For an anonymous store (no path), where `file` is and its backing.
+    /// For an anonymous store (no path), where `file` is (a temporary file or memory) and
+    /// its backing.
     pub anonymous: Option<Anonymous>,
 }
 
@@ -103,8 +105,8 @@ impl Store {
     /// slot pages' space is written until the first commit, so that commit can already
     /// hold data and leaves no dead catalog behind.
     pub(super) fn fresh(fresh: Fresh, catalog: &Catalog) -> Result<Store> {
-        let file = Arc::new(fresh.file);
-        let backend = FileBackend(file.clone());
+        let file = fresh.file;
+        let backend = file.backend();
         backend.set_len(REGION_START)?;
         let slot = Slot {
             generation: fresh.base_generation,
@@ -126,10 +128,10 @@ impl Store {
             catalog: catalog.clone(),
             metadata: Arc::new(serde_json::Value::Null),
             checks: Arc::default(),
-            map: Arc::new(Mapping::new(&file, REGION_START)?),
+            map: Arc::new(file.map(REGION_START, REGION_START)?),
         };
         // Page 1 counts as durable, so the first commit goes to slot page A.
-        let backend = (fresh.wrap)(Box::new(backend));
+        let backend = (fresh.wrap)(backend);
         let mut writer = Writer::new(backend, fresh.lock, slot, 1, fresh.on_drop)?;
         writer.set_growth(fresh.growth);
         Ok(Store {
@@ -138,6 +140,7 @@ impl Store {
             path: fresh.path,
             current: RwLock::new(Arc::new(snapshot)),
             writer: Some(Mutex::new(writer)),
+            pinned: false,
             auto_compact: Mutex::new(None),
             wrap: fresh.wrap,
             anonymous: fresh.anonymous.map(Mutex::new),
@@ -157,7 +160,7 @@ impl Store {
                 let lock = WriterLock::acquire(path)?;
                 remove_stale_temps(path);
                 let (file, temp) = temp_beside(path, "new")?;
-                (file, Some(lock), Some(temp), None)
+                (file.into(), Some(lock), Some(temp), None)
             }
             None => {
                 let backing = AnonymousBacking::process_default();

@@ -8,6 +8,7 @@ mod anonymous;
 mod checks;
 mod copy;
 mod create;
+mod pinned;
 mod snapshot;
 mod table;
 mod txn;
@@ -37,7 +38,7 @@ use writer::{OnDrop, Writer};
 use crate::error::{Error, Result};
 use crate::format::{Catalog, SLOT_PAGE, Slot, TableEntry};
 use crate::io::{
-    FileBackend, Mapping, WriterLock, file_error, open_container, read_owned, same_file,
+    FileBackend, Mapping, Storage, WriterLock, file_error, open_container, read_owned, same_file,
 };
 
 /// Space accounting and shape of one commit.
@@ -80,12 +81,14 @@ pub(crate) type ExpectCatalog = dyn Fn(&Catalog) -> Result;
 pub(crate) struct Store {
     /// Id (see `thread_id`) of the thread holding the writer in a transaction, or 0.
     txn_thread: AtomicU64,
-    /// The open file; replaced when the file is compacted (or, for a reader, found
-    /// compacted on refresh).
-    file: RwLock<Arc<File>>,
+    /// The open file (or, for an anonymous store, the memory holding its bytes); replaced
+    /// when the file is compacted (or, for a reader, found compacted on refresh).
+    file: RwLock<Storage>,
     path: Option<PathBuf>,
     current: RwLock<Arc<Snapshot>>,
     writer: Option<Mutex<Writer>>,
+    /// A read-only handle opened at one commit ([`Store::open_pinned`]): it never moves.
+    pinned: bool,
     auto_compact: Mutex<Option<AutoCompact>>,
     /// Applied to the backend of every file this store writes (also compaction copies).
     wrap: Arc<WrapBackend>,
@@ -164,10 +167,11 @@ impl Store {
         };
         let store = Store {
             txn_thread: AtomicU64::new(0),
-            file: RwLock::new(file),
+            file: RwLock::new(Storage::File(file)),
             path: Some(path.to_path_buf()),
             current: RwLock::new(Arc::new(snapshot)),
             writer,
+            pinned: false,
             auto_compact: Mutex::new(None),
             wrap,
             anonymous: None,
@@ -176,8 +180,8 @@ impl Store {
         Ok(store)
     }
 
-    /// The open file.
-    fn file(&self) -> Arc<File> {
+    /// The open file, or memory.
+    fn file(&self) -> Storage {
         read(&self.file).clone()
     }
 
@@ -189,6 +193,11 @@ impl Store {
     /// Whether this handle may write.
     pub(crate) fn is_writable(&self) -> bool {
         self.writer.is_some()
+    }
+
+    /// Whether this handle was opened at one commit and never moves from it.
+    pub(crate) fn is_pinned(&self) -> bool {
+        self.pinned
     }
 
     /// The current snapshot: one commit, immutable, cheap to clone.
@@ -227,18 +236,15 @@ impl Store {
         self.txn_thread.store(0, Ordering::Release);
     }
 
-    /// A mapping that covers `committed_end`: `current` if it does, else a new one of the
-    /// whole file (`file_len` bytes).
+    /// A mapping that shows the commit ending at `committed_end`: `current` if it does, else
+    /// a new one of the whole file (`file_len` bytes) or of the memory.
     fn map_covering(
         &self,
         current: &Arc<Mapping>,
         committed_end: u64,
         file_len: u64,
     ) -> Result<Arc<Mapping>> {
-        if current.len() >= committed_end {
-            return Ok(current.clone());
-        }
-        Ok(Arc::new(Mapping::new(&self.file(), file_len)?))
+        Ok(self.file().map_covering(current, committed_end, file_len)?)
     }
 
     /// Make every commit durable.
@@ -289,16 +295,22 @@ impl Store {
     }
 
     /// Move a read-only handle to the newest commit. Returns whether it changed; a marker
-    /// slot of the current commit (written by a sync) is no change, and is not taken.
+    /// slot of the current commit (written by a sync) is no change, and is not taken. A
+    /// pinned handle never moves.
     pub(crate) fn refresh(&self) -> Result<bool> {
-        if self.writer.is_some() {
+        if self.writer.is_some() || self.pinned {
             return Ok(false); // the only writer always has the newest commit
         }
         let current = self.snapshot();
         if self.reopen_if_replaced()? {
             return Ok(true);
         }
-        let (slots, file_len) = read_slots(&self.file())?;
+        let storage = self.file();
+        // Only a handle without a writer gets here, and one in memory always has its writer.
+        let Some(file) = storage.file() else {
+            return Ok(false);
+        };
+        let (slots, file_len) = read_slots(file)?;
         let mut candidates: Vec<(Slot, usize)> = slots
             .into_iter()
             .enumerate()
@@ -350,7 +362,7 @@ impl Store {
         }
         Ok(Stats {
             generation: s.slot.generation,
-            file_len: self.file().metadata()?.len(),
+            file_len: self.file().len()?,
             committed_end: s.slot.committed_end,
             live_bytes: s.live_bytes(),
             dead_bytes: s.dead_bytes(),

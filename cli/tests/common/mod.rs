@@ -170,9 +170,23 @@ pub fn full_pipe() -> (std::io::PipeReader, std::io::PipeWriter) {
 
 /// Wait until `path` exists, failing if `child` ends first.
 pub fn wait_for(path: &Path, child: &mut Child) {
-    while !path.exists() {
+    wait_until(child, &path.display().to_string(), || path.exists());
+}
+
+/// Wait until a file whose name starts with `prefix` is in `dir`, failing if `child` ends
+/// first.
+pub fn wait_for_prefix(dir: &Path, prefix: &str, child: &mut Child) {
+    let what = format!("{}/{prefix}*", dir.display());
+    wait_until(child, &what, || {
+        entries(dir).iter().any(|name| name.starts_with(prefix))
+    });
+}
+
+/// Wait until `appeared` holds, failing (naming `what`) if `child` ends first.
+fn wait_until(child: &mut Child, what: &str, appeared: impl Fn() -> bool) {
+    while !appeared() {
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("cimg ended ({status}) before {} appeared", path.display());
+            panic!("cimg ended ({status}) before {what} appeared");
         }
         std::thread::yield_now();
     }

@@ -11,3 +11,11 @@ def wrong(path: str) -> str:
 
 def no_subimage(path: str) -> None:
     Image.read("float32", path)  # 1.0.1's read has no default subimage
+
+
+def twelve_bits(image: Image, path: str) -> None:
+    image.write(path, depth=12)  # 8 or 16
+
+
+def positional_names(image: Image, path: str) -> None:
+    image.write(path, ["R", "G", "B"])  # the channels are keyword-only

@@ -51,3 +51,11 @@ def read_image_files(exr: str, png: str, out: str) -> List[str]:
     dtypes = Image.dtypes_from_file(exr) + [Image.dtype_from_file(png, subimage=0)]
     names = beauty.get_channel_names() + depth.get_channel_names() + gray.get_channel_names()
     return names + native.get_channel_names() + [str(d) for d in dtypes]
+
+
+def write_image_files(exr: str, out_dir: str) -> None:
+    image = Image.read_native(exr)
+    image.write(f"{out_dir}/piz.exr", compression="piz")
+    image.write(f"{out_dir}/rgb.tif", channel_names=["R", "G", "B"], compression="lzw", depth=16)
+    image.write(f"{out_dir}/depth.data", channel_indices=[4], transfer="linear", format="png")
+    image.preview(f"{out_dir}/thumb.png", 256, channel_names=["R", "G", "B"])
