@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable, NamedTuple, Union
+from typing import Any, Callable, NamedTuple, Union, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -69,7 +69,7 @@ def _file_state(handle: Union[Image, Channel]) -> FileState:
 def _snapshot_of(handle: Union[Image, Channel]) -> Snapshot:
     """The commit `handle` reads, in a form `_open_at` takes in any process."""
     if HAS_SNAPSHOTS:
-        return bytes(handle.snapshot_id())  # type: ignore[union-attr]
+        return bytes(cast(Any, handle).snapshot_id())
     return _file_state(handle)
 
 
@@ -77,7 +77,7 @@ def _open_at(path: str, snapshot: Snapshot) -> Image:
     """The image file at `path`, read-only, at exactly the commit `snapshot` names;
     `SnapshotUnavailableError` when that commit can no longer be read."""
     if HAS_SNAPSHOTS:
-        return Image.open_snapshot(path, snapshot)  # type: ignore[attr-defined, no-any-return]
+        return cast(Image, cast(Any, Image).open_snapshot(path, snapshot))
     image = Image.open(path, read_only=True)
     found = _file_state(image)
     if found != snapshot:
@@ -94,14 +94,14 @@ def _compress(open_channel: Callable[[], Channel], chunk_index: int, block: npt.
     """Chunk `chunk_index`'s payload for `_commit`: compressed here when the extension can
     (`open_channel()` gives a read-only handle of the target channel), else the chunk itself."""
     if HAS_STORED_CHUNKS:
-        return bytes(open_channel().compress_chunk(chunk_index, block))  # type: ignore[attr-defined]
+        return bytes(cast(Any, open_channel()).compress_chunk(chunk_index, block))
     return np.ascontiguousarray(block)
 
 
 def _commit(writer: Channel, chunk_index: int, payload: Payload) -> None:
     """Write one `_compress` payload as chunk `chunk_index` (one commit)."""
     if isinstance(payload, bytes):
-        writer.set_stored_chunk(chunk_index, payload)  # type: ignore[attr-defined]
+        cast(Any, writer).set_stored_chunk(chunk_index, payload)
     else:
         writer.set_chunk(chunk_index, payload.reshape(-1))
 
