@@ -1,6 +1,7 @@
 //! Regression tests of the store and the chunk codec through the public API: failed opens
-//! leave nothing behind and name their file, wide rows get chunks of their own, and a sync
-//! without a new commit is no change for readers.
+//! leave nothing behind and name their file, wide rows get chunks of their own, a sync
+//! without a new commit is no change for readers, and a sync racing commits never shows an
+//! older commit.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -256,4 +257,40 @@ fn a_set_chunk_loop_on_several_threads_reads_back_exactly_in_process_and_after_r
         reopened.get_chunk(i, &mut out).unwrap();
         assert!(out == *expected, "chunk {i} after reopen");
     }
+}
+
+#[test]
+fn a_sync_racing_commits_on_other_threads_never_moves_the_generation_back() {
+    // A sync publishes its marker slot for readers in this process; a commit made on another
+    // thread between the fsync and that publication must not be replaced by the older marker.
+    let dir = tempdir();
+    let path = dir.path().join("race.cimg");
+    let c = Channel::<u16>::create_full(&path, 8, 64, 0, Settings::default().chunk_size(16))
+        .expect("create");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                c.sync().expect("sync");
+            }
+        });
+        let watcher = s.spawn(|| {
+            let mut seen = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let generation = c.generation();
+                assert!(generation >= seen, "generation {generation} after {seen}");
+                seen = generation;
+            }
+        });
+        for round in 0..30_000u32 {
+            let index = round as usize % c.num_chunks();
+            c.set_chunk(index, &[round as u16; 8]).expect("set_chunk");
+            assert_eq!(c.get_chunk_vec(index).unwrap(), vec![round as u16; 8]);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        watcher.join().expect("the generation never went back");
+    });
+    c.sync().expect("sync");
+    let reopened = Channel::<u16>::open_read_only(&path).expect("reopen");
+    assert_eq!(reopened.generation(), c.generation());
 }

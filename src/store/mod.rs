@@ -252,8 +252,12 @@ impl Store {
         if self.writer.is_none() {
             return Ok(());
         }
-        self.lock_writer()?.sync()?;
-        self.publish_writer_slot();
+        let mut writer = self.lock_writer()?;
+        writer.sync()?;
+        // Published under the writer's lock: a commit made on another thread cannot come
+        // between the marker and its publication, so the marker never replaces a newer
+        // commit's snapshot (which would show its catalog under an older generation).
+        self.publish_slot(writer.last(), writer.last_page());
         Ok(())
     }
 
