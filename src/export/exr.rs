@@ -5,6 +5,7 @@
 use std::io::{Seek, Write};
 use std::path::Path;
 
+use exr::block::chunk::{Chunk, CompressedBlock, CompressedScanLineBlock};
 use exr::block::writer::ChunksWriter;
 use exr::block::{BlockIndex, UncompressedBlock};
 use exr::compression::Compression;
@@ -17,6 +18,7 @@ use rayon::prelude::*;
 
 use super::bands::Reading;
 use super::exr_metadata::{self, file_name};
+use super::exr_zip;
 use super::options::ExrCompression;
 use crate::error::Result;
 use crate::import::ImageFileError;
@@ -174,6 +176,20 @@ fn block(
     }
 }
 
+/// The block compressed as ZIP or ZIPS by [`exr_zip`], in the part whose data window
+/// starts at row `origin_y`.
+fn zip_chunk(block: UncompressedBlock, origin_y: i32) -> Chunk {
+    // The header's check keeps every row below `i32::MAX / 2`.
+    let y = block.index.pixel_position.y() as i32;
+    Chunk {
+        layer_index: 0,
+        compressed_block: CompressedBlock::ScanLine(CompressedScanLineBlock {
+            y_coordinate: origin_y + y,
+            compressed_pixels_le: exr_zip::compress(&block.data),
+        }),
+    }
+}
+
 /// The band's channels in the file's types: converted into `converted` where the type
 /// differs, else as they are.
 fn in_file_types<'b>(
@@ -218,6 +234,12 @@ pub(crate) fn write(
     let channels = file_channels(names, &dtypes).map_err(in_file)?;
     let header = header(&channels, width, height, compression, &snap.metadata).map_err(in_file)?;
     let lines_per_block = header.compression.scan_lines_per_block();
+    // ZIP and ZIPS through libdeflate; the block bytes are native-endian, which is the
+    // file's little-endian only on little-endian machines (elsewhere the `exr` crate
+    // converts and compresses).
+    let zip_origin = (cfg!(target_endian = "little")
+        && matches!(compression, ExrCompression::Zip | ExrCompression::Zips))
+    .then(|| header.own_attributes.layer_position.y());
     let mut bands = reading.bands(lines_per_block);
     let headers: Headers = std::iter::once(header).collect();
     // An error reading the image, or a cancellation, which the `exr` crate's callback
@@ -244,8 +266,11 @@ pub(crate) fn write(
                 .par_iter()
                 .map(|&y| {
                     let lines = lines_per_block.min(rows.end - y);
-                    block(&band, &channels, width, rows.start, y, lines)
-                        .compress_to_chunk(&meta.headers)
+                    let block = block(&band, &channels, width, rows.start, y, lines);
+                    match zip_origin {
+                        Some(origin_y) => Ok(zip_chunk(block, origin_y)),
+                        None => block.compress_to_chunk(&meta.headers),
+                    }
                 })
                 .collect::<exr::error::Result<Vec<_>>>()?;
             for (y, chunk) in starts.iter().zip(chunks) {

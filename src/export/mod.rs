@@ -5,6 +5,7 @@
 mod bands;
 mod exr;
 mod exr_metadata;
+mod exr_zip;
 mod options;
 mod png;
 mod preview;
