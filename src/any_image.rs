@@ -559,7 +559,7 @@ impl AnyImage {
             .map(|pos| {
                 let g = snap.catalog.channels[pos].geometry;
                 let len = g.num_elems() * g.elem_size() / std::mem::size_of::<E>();
-                let mut out = crate::io::large_zeroed_vec::<E>(len);
+                let mut out = bytemuck::zeroed_vec::<E>(len);
                 decompress_channel(
                     &snap,
                     pos,

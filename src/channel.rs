@@ -265,7 +265,7 @@ impl<T: Sample> Channel<T> {
     /// # Errors
     /// As [`get_chunk`](Self::get_chunk).
     pub fn get_decompressed(&self) -> Result<Vec<T>> {
-        let mut out = crate::io::large_zeroed_vec(self.uncompressed_size());
+        let mut out = bytemuck::zeroed_vec(self.uncompressed_size());
         self.decompress_into(&mut out)?;
         Ok(out)
     }

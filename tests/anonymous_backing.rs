@@ -59,7 +59,15 @@ fn pass_of_up_to(chunk: usize, data: &[u32], passes: u32) -> u32 {
         .unwrap_or_else(|| panic!("chunk {chunk} holds data no pass wrote"))
 }
 
+/// A new anonymous channel with the process default backing, made while no other test
+/// changes that default.
 fn new_channel() -> Channel<u32> {
+    let _default = process_default_lock();
+    new_channel_holding_the_lock()
+}
+
+/// [`new_channel`] for a test that already holds [`process_default_lock`].
+fn new_channel_holding_the_lock() -> Channel<u32> {
     Channel::new(&channel_values(0), WIDTH, HEIGHT, settings()).unwrap()
 }
 
@@ -74,7 +82,7 @@ fn anonymous_channels_and_images_are_in_memory_by_default() {
         AnonymousBacking::process_default(),
         AnonymousBacking::auto()
     );
-    let c = new_channel();
+    let c = new_channel_holding_the_lock();
     assert_eq!(c.stats().unwrap().in_memory, MEMORY);
     assert_eq!(c.anonymous_backing(), Some(AnonymousBacking::auto()));
     assert_eq!(c.get_decompressed().unwrap(), channel_values(0));
@@ -91,9 +99,9 @@ fn anonymous_channels_and_images_are_in_memory_by_default() {
 #[test]
 fn the_process_default_applies_to_stores_created_after_it() {
     let _default = process_default_lock();
-    let before = new_channel();
+    let before = new_channel_holding_the_lock();
     AnonymousBacking::set_process_default(AnonymousBacking::TempFile { dir: None });
-    let after = new_channel();
+    let after = new_channel_holding_the_lock();
     AnonymousBacking::set_process_default(AnonymousBacking::auto());
     assert!(!after.stats().unwrap().in_memory);
     assert_eq!(
@@ -102,7 +110,10 @@ fn the_process_default_applies_to_stores_created_after_it() {
     );
     assert_eq!(after.get_decompressed().unwrap(), channel_values(0));
     assert_eq!(before.stats().unwrap().in_memory, MEMORY);
-    assert_eq!(new_channel().stats().unwrap().in_memory, MEMORY);
+    assert_eq!(
+        new_channel_holding_the_lock().stats().unwrap().in_memory,
+        MEMORY
+    );
 }
 
 /// On drop (also when the writer's assertions fail): lets the snapshot holders go on and

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use super::Backend;
 use super::mmap::{Mapping, Reservation};
 
-/// The smallest reservation: small stores (a few KiB) stay well below a huge page.
+/// The smallest reservation: small stores (a few KiB) take little address space.
 const MIN_RESERVATION: u64 = 256 << 10;
 
 /// The bytes of one in-memory store.

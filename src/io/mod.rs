@@ -21,8 +21,8 @@ pub(crate) use lock::WriterLock;
 pub(crate) use lock::lock_path;
 
 use crate::error::{Error, Result};
+pub(crate) use mmap::Mapping;
 use mmap::start_writeback;
-pub(crate) use mmap::{Mapping, large_zeroed_vec};
 pub(crate) use storage::Storage;
 
 /// Every mutation of a container file goes through this trait, so tests can inject I/O

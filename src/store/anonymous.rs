@@ -42,11 +42,11 @@ use crate::io::{Backend, Storage};
 #[non_exhaustive]
 pub enum AnonymousBacking {
     /// In memory, on Linux: process-private anonymous memory (counted in the process's
-    /// resident size; it leaves RAM only through swap), reserved with room to grow and
-    /// asking for transparent huge pages. The first read of each blob after a write then
-    /// finds it mapped already, 2 MiB per page-table entry, instead of paying a page fault
-    /// per 4 KiB page as a shared-memory file (memfd) does. Elsewhere an unlinked temporary
-    /// file in [`std::env::temp_dir`].
+    /// resident size; it leaves RAM only through swap), reserved with room to grow, its
+    /// pages allocated as writes fill them. The first read of each blob after a write then
+    /// finds it mapped already, instead of paying a page fault per 4 KiB page as a
+    /// shared-memory file (memfd) does. Elsewhere an unlinked temporary file in
+    /// [`std::env::temp_dir`].
     Memory,
     /// An unlinked temporary file in `dir` ([`std::env::temp_dir`] when `None`).
     TempFile {
