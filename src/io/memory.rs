@@ -42,7 +42,10 @@ impl Memory {
         roomy_limit: Option<u64>,
     ) -> io::Result<Memory> {
         let expected_len = expected_len.max(head);
-        let reservation = Reservation::new(reservation_size(expected_len, roomy_limit), head)?;
+        // A roomy reservation may fail where a small one does not (strict overcommit
+        // accounting); the store then grows when it needs to.
+        let reservation = Reservation::new(reservation_size(expected_len, roomy_limit), head)
+            .or_else(|_| Reservation::new(reservation_size(head, roomy_limit), head))?;
         Ok(Memory {
             state: Mutex::new(State {
                 reservation: Arc::new(reservation),

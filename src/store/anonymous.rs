@@ -134,16 +134,18 @@ impl AnonymousBacking {
         }
     }
 
-    /// New empty storage for about `used` bytes: in memory or, with `in_memory` false, in
-    /// a temporary file.
-    fn new_storage(&self, in_memory: bool, used: u64) -> Result<Storage> {
+    /// New empty storage for `used` bytes, with room for about `room` in memory: in memory
+    /// or, with `in_memory` false, in a temporary file.
+    fn new_storage(&self, in_memory: bool, used: u64, room: u64) -> Result<Storage> {
         if in_memory {
             let roomy_limit = match self {
                 AnonymousBacking::Auto { spill_above, .. } => Some(*spill_above),
                 _ => None,
             };
             // The slot pages are rewritten in place: readers never see them (SPEC §11).
-            return Ok(Storage::memory(REGION_START, used, roomy_limit)?);
+            // Room past the size at which the store leaves memory would never be used.
+            let room = roomy_limit.map_or(room, |limit| room.min(limit));
+            return Ok(Storage::memory(REGION_START, used.max(room), roomy_limit)?);
         }
         let dir = self.dir();
         let file = tempfile::tempfile_in(&dir).map_err(|source| temp_file_error(&dir, source))?;
@@ -187,10 +189,16 @@ pub(super) struct Anonymous {
 }
 
 impl Anonymous {
-    /// New empty storage for a store of about `used` bytes, placed as `backing` says.
-    pub(super) fn create(backing: AnonymousBacking, used: u64) -> Result<(Storage, Anonymous)> {
+    /// New empty storage for a store of `used` bytes, placed as `backing` says; in memory,
+    /// with room reserved for about `room` bytes (address space only: pages come with the
+    /// writes), so that it seldom has to move to a larger reservation while it fills.
+    pub(super) fn create(
+        backing: AnonymousBacking,
+        used: u64,
+        room: u64,
+    ) -> Result<(Storage, Anonymous)> {
         let in_memory = backing.wants_memory(used);
-        let storage = backing.new_storage(in_memory, used)?;
+        let storage = backing.new_storage(in_memory, used, room)?;
         Ok((storage, Anonymous { backing, in_memory }))
     }
 }
@@ -275,7 +283,7 @@ impl Store {
     ) -> Result {
         // With exact growth the file ends at the last record, before its alignment padding.
         let used = writer.append_end().min(writer.file_len());
-        let storage = backing.new_storage(in_memory, used)?;
+        let storage = backing.new_storage(in_memory, used, used)?;
         let backend = (self.wrap)(storage.backend());
         let copied = copy_prefix(&self.file(), backend.as_ref(), used)
             .and_then(|()| backend.set_len(writer.file_len()));

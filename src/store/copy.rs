@@ -181,7 +181,7 @@ impl Store {
                 // The copy is placed for its own size (back in memory if it now fits); it
                 // moves out during the copy if that size was underestimated.
                 let used = REGION_START + snap.live_bytes();
-                let (file, anonymous) = Anonymous::create(self.backing_of_copy(), used)?;
+                let (file, anonymous) = Anonymous::create(self.backing_of_copy(), used, used)?;
                 (file, None, Some(anonymous))
             }
         };

@@ -164,7 +164,8 @@ impl Store {
             }
             None => {
                 let backing = AnonymousBacking::process_default();
-                let (file, anonymous) = Anonymous::create(backing, REGION_START)?;
+                let room = REGION_START.saturating_add(uncompressed_bytes(catalog));
+                let (file, anonymous) = Anonymous::create(backing, REGION_START, room)?;
                 (file, None, None, Some(anonymous))
             }
         };
@@ -223,4 +224,15 @@ mod tests {
         assert!(!is_temp_of(p, ".b.cimg-tmp-new-Ab12cD"));
         assert!(!is_temp_of(p, "a"));
     }
+}
+
+/// The bytes of every channel of `catalog` uncompressed: about what writing each chunk once
+/// appends, or more.
+fn uncompressed_bytes(catalog: &Catalog) -> u64 {
+    let pixels = (catalog.width as u64).saturating_mul(catalog.height as u64);
+    catalog
+        .channels
+        .iter()
+        .map(|c| pixels.saturating_mul(c.dtype.size() as u64))
+        .fold(0, u64::saturating_add)
 }
