@@ -8,7 +8,8 @@ the extra "dask" installed (`pip install "./python[dask]"`, scipy for the median
 
 (a) reduce: mean/min/max of one channel through Dask, reading our file against reading a
     Zarr v3 array of the same chunks and Blosc LZ4 + shuffle settings (written from it by
-    compressed_image.zarr_io). Target: ours >= 1.5x Zarr.
+    compressed_image.zarr_io). Target: ours >= 1.5x Zarr. Also the same reduction over the
+    array already in the workers' memory: the part of both times that is not reading.
 (b) filter: a 3x3 median filter on every chunk (scipy.ndimage; a tone curve without scipy),
     written back with to_cimg: the cluster against the same code on Dask's synchronous
     scheduler (one process, one task at a time). Target >= 1.5x. Also Dask's overhead per
@@ -35,7 +36,7 @@ from typing import Any, Callable, Dict, List, Tuple
 import dask
 import dask.array as da
 import numpy as np
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, wait
 
 import compressed_image as ci
 from compressed_image import _compat
@@ -74,7 +75,7 @@ def filtered(block: np.ndarray) -> np.ndarray:
     """The per-chunk operation of (b)."""
     if ndimage is not None:
         return ndimage.median_filter(block, size=3)
-    return (block / (1 + np.abs(block))) ** np.float32(0.45)
+    return np.sign(block) * (np.abs(block) / (1 + np.abs(block))) ** np.float32(0.45)
 
 
 def computed(side: int) -> da.Array:
@@ -113,9 +114,15 @@ def run(side: int, reps: int, work: str) -> Dict[str, Dict[str, str]]:
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
         ours = timed(lambda: reduce(cdask.open(path)["Y"]), reps)
         theirs = timed(lambda: reduce(da.from_zarr(os.path.join(zarr_path, "Y"))), reps)
+        # The floor: the same reduction over the array already held by the workers.
+        held = client.persist(cdask.open(path)["Y"])
+        wait(held)
+        floor = timed(lambda: reduce(held), reps)
+        del held
         rows["(a) reduce mean/min/max"] = {
             "ours": cell(ours), "other": f"Zarr v3: {cell(theirs)}",
-            "ratio": f"{statistics.median(theirs) / statistics.median(ours):.2f}x (target 1.5x)",
+            "ratio": f"{statistics.median(theirs) / statistics.median(ours):.2f}x (target 1.5x); "
+            f"the reduction alone, over the array in the workers' memory: {cell(floor)}",
         }
 
         out = os.path.join(work, "filtered.cimg")

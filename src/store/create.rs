@@ -210,6 +210,17 @@ impl Store {
     }
 }
 
+/// The bytes of every channel of `catalog` uncompressed: about what writing each chunk once
+/// appends, or more.
+fn uncompressed_bytes(catalog: &Catalog) -> u64 {
+    let pixels = (catalog.width as u64).saturating_mul(catalog.height as u64);
+    catalog
+        .channels
+        .iter()
+        .map(|c| pixels.saturating_mul(c.dtype.size() as u64))
+        .fold(0, u64::saturating_add)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,15 +235,4 @@ mod tests {
         assert!(!is_temp_of(p, ".b.cimg-tmp-new-Ab12cD"));
         assert!(!is_temp_of(p, "a"));
     }
-}
-
-/// The bytes of every channel of `catalog` uncompressed: about what writing each chunk once
-/// appends, or more.
-fn uncompressed_bytes(catalog: &Catalog) -> u64 {
-    let pixels = (catalog.width as u64).saturating_mul(catalog.height as u64);
-    catalog
-        .channels
-        .iter()
-        .map(|c| pixels.saturating_mul(c.dtype.size() as u64))
-        .fold(0, u64::saturating_add)
 }
