@@ -501,7 +501,7 @@ impl AnyChannel {
     /// Compress every chunk of `data` (the whole channel) in parallel and commit them as one.
     pub(crate) fn write_all_bytes(&self, data: &[u8]) -> Result {
         let g = self.desc.geometry;
-        check_len(data.len(), g.num_elems() * g.elem_size())?;
+        check_len(data.len(), g.num_bytes())?;
         let mut txn = self.store.begin()?;
         let tracker = Tracker::start(&NoProgress, "compress", data.len() as u64);
         write_chunks(&mut txn, &self.desc, data, self.threads(), &tracker)?;
@@ -586,7 +586,7 @@ pub(crate) fn decompress_channel(
     tracker: &Tracker,
 ) -> Result {
     let g = snap.catalog.channels[pos].geometry;
-    check_len(out.len(), g.num_elems() * g.elem_size())?;
+    check_len(out.len(), g.num_bytes())?;
     let n = g.num_chunks();
     let tasks = chunk_parallelism(threads).min(n);
     if tasks > 1 {

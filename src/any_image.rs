@@ -552,13 +552,13 @@ impl AnyImage {
             check_dtypes(&snap.catalog, expected)?;
         }
         let total = (snap.catalog.channels.iter())
-            .map(|c| (c.geometry.num_elems() * c.geometry.elem_size()) as u64)
+            .map(|c| c.geometry.num_bytes() as u64)
             .sum();
         let tracker = Tracker::start(progress, "decompress", total);
         (0..snap.catalog.channels.len())
             .map(|pos| {
                 let g = snap.catalog.channels[pos].geometry;
-                let len = g.num_elems() * g.elem_size() / std::mem::size_of::<E>();
+                let len = g.num_bytes() / std::mem::size_of::<E>();
                 let mut out = bytemuck::zeroed_vec::<E>(len);
                 decompress_channel(
                     &snap,

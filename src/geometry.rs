@@ -127,6 +127,10 @@ impl Geometry {
     pub fn num_elems(&self) -> usize {
         self.width * self.height
     }
+    /// Bytes of the whole channel uncompressed.
+    pub(crate) fn num_bytes(&self) -> usize {
+        self.num_elems() * self.elem_size
+    }
     /// Nominal chunk size in elements (every chunk but possibly the last).
     pub fn chunk_elems(&self) -> usize {
         self.rows_per_chunk * self.width

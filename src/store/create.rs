@@ -213,11 +213,8 @@ impl Store {
 /// The bytes of every channel of `catalog` uncompressed: about what writing each chunk once
 /// appends, or more.
 fn uncompressed_bytes(catalog: &Catalog) -> u64 {
-    let pixels = (catalog.width as u64).saturating_mul(catalog.height as u64);
-    catalog
-        .channels
-        .iter()
-        .map(|c| pixels.saturating_mul(c.dtype.size() as u64))
+    (catalog.channels.iter())
+        .map(|c| c.geometry.num_bytes() as u64)
         .fold(0, u64::saturating_add)
 }
 
