@@ -236,7 +236,7 @@ impl<T: Sample> Channel<T> {
     /// # Errors
     /// As [`get_chunk`](Self::get_chunk).
     pub fn get_chunk_vec(&self, index: usize) -> Result<Vec<T>> {
-        let mut out = vec![T::zeroed(); self.chunk_elems_at(index)?];
+        let mut out = bytemuck::zeroed_vec(self.chunk_elems_at(index)?);
         self.get_chunk(index, &mut out)?;
         Ok(out)
     }
@@ -318,7 +318,7 @@ impl<T: Sample> Channel<T> {
     /// As [`read_region`](Self::read_region).
     pub fn read_region_vec(&self, region: Region) -> Result<Vec<T>> {
         // A region past the channel is refused before anything this large is allocated.
-        let mut out = vec![T::zeroed(); region.len().min(self.uncompressed_size())];
+        let mut out = bytemuck::zeroed_vec(region.len().min(self.uncompressed_size()));
         self.read_region(region, &mut out)?;
         Ok(out)
     }
@@ -375,7 +375,7 @@ impl<T: Sample> Channel<T> {
     fn walk_chunks(&self, mut step: impl FnMut(usize, &mut [T]) -> Result) -> Result {
         let (snap, pos) = self.any.view()?;
         let g = self.geometry();
-        let mut buf = vec![T::zeroed(); g.chunk_elems()];
+        let mut buf = bytemuck::zeroed_vec(g.chunk_elems());
         for index in 0..g.num_chunks() {
             let data = &mut buf[..g.chunk_elems_at(index)];
             read_chunk(

@@ -393,6 +393,16 @@ class Image:
         block_size: int = 32768,
         chunk_size: int = 4194304,
     ) -> None: ...
+    def add_lazy_channel(
+        self,
+        dtype: _DTypeLike,
+        name: Optional[str] = None,
+        fill_value: Optional[Union[int, float]] = None,
+        compression_codec: Codec = Codec.lz4,
+        compression_level: int = 9,
+        block_size: int = 32768,
+        chunk_size: int = 4194304,
+    ) -> None: ...
     def remove_channel(self, name_or_index: Union[str, int]) -> None: ...
     def __getitem__(self, key: Union[str, int], /) -> Channel: ...
     def __len__(self) -> int: ...

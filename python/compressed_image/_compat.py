@@ -12,22 +12,27 @@ Stored chunks: ``Channel.compress_chunk(index, array)`` compresses a chunk on an
 (read-only ones too, in any process) and the writer commits the bytes with
 ``set_stored_chunk``, so compression runs where the data is. Without them the payload
 is the chunk itself and the writer compresses it with ``set_chunk``.
+
+Lazy channels: ``Image.add_lazy_channel`` adds a channel of zeros without touching any
+data. Without it the channel is added from a zero-strided view of one zero, which the
+extension makes contiguous before finding every chunk a fill.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable, NamedTuple, Union, cast
+from typing import Any, Callable, NamedTuple, Optional, Tuple, Union, cast
 
 import numpy as np
 import numpy.typing as npt
 
-from . import Channel, Image
+from . import Channel, Codec, Image
 
 
 HAS_SNAPSHOTS: bool = hasattr(Image, "open_snapshot") and hasattr(Image, "snapshot_id")
 HAS_STORED_CHUNKS: bool = hasattr(Channel, "compress_chunk") and hasattr(Channel, "set_stored_chunk")
+HAS_LAZY_CHANNELS: bool = hasattr(Image, "add_lazy_channel")
 
 
 class _FallbackSnapshotUnavailableError(RuntimeError):
@@ -90,6 +95,18 @@ def _open_at(path: str, snapshot: Snapshot) -> Image:
     return image
 
 
+def _add_zeros(
+    image: Image, dtype: np.dtype[Any], name: Optional[str], settings: Tuple[Codec, int, int, int]
+) -> None:
+    """A new last channel of zeros of `dtype`, with `settings` (codec, level, block size,
+    chunk size)."""
+    if HAS_LAZY_CHANNELS:
+        cast(Any, image).add_lazy_channel(dtype, name, None, *settings)
+        return
+    zeros = np.broadcast_to(np.zeros((), dtype), (image.height, image.width))
+    image.add_channel(zeros, image.width, image.height, name, *settings)
+
+
 def _compress(open_channel: Callable[[], Channel], chunk_index: int, block: npt.NDArray[Any]) -> Payload:
     """Chunk `chunk_index`'s payload for `_commit`: compressed here when the extension can
     (`open_channel()` gives a read-only handle of the target channel), else the chunk itself."""
@@ -116,6 +133,7 @@ def snapshot_token(snapshot: Snapshot) -> str:
 __all__ = [
     "HAS_SNAPSHOTS",
     "HAS_STORED_CHUNKS",
+    "HAS_LAZY_CHANNELS",
     "SnapshotUnavailableError",
     "FileState",
     "Snapshot",

@@ -5,11 +5,14 @@ channels created lazy (all zeros, nothing stored) with the settings given. Each 
 rechunked to its channel's chunks (whole scanlines) when its chunks differ; a task per chunk
 computes the chunk and compresses it on the worker (``compress_chunk`` on a read-only handle
 of the temporary file), and this process alone commits the compressed chunks as they
-arrive. The chunks go out in groups of at least ``max_in_flight``, each group ending where
-an input chunk ends (so no input chunk is computed twice): with a ``distributed`` client
-active, results stream through ``as_completed`` and the next group is submitted once fewer
-than ``max_in_flight`` are outstanding; otherwise each group is one ``dask.compute``. Either
-way this process and the workers hold a bounded number of finished chunks. Once every chunk
+arrive. The chunks go out in groups, each ending where an input chunk ends (so no input
+chunk is computed twice): with a ``distributed`` client active, a group is the chunks of
+one input chunk, results stream through ``as_completed`` and the next group is submitted
+once fewer than ``max_in_flight`` chunks are outstanding; otherwise groups hold at least
+``max_in_flight`` chunks and each is one ``dask.compute``. The default ``max_in_flight``
+covers the chunks of one input chunk more than there are worker threads, so every thread
+computes an input chunk while the chunks of the previous ones compress. Either way this
+process and the workers hold a bounded number of finished chunks. Once every chunk
 is committed the file is synced and renamed over ``path`` in one step. A failed task, an
 exception or an interruption (Ctrl-C) cancels what is left and removes the temporary file:
 ``path`` keeps its previous file, or none.
@@ -115,15 +118,15 @@ def row_chunks(height: int, rows: int) -> Tuple[int, ...]:
     return (rows,) * full + ((rest,) if rest else ())
 
 
-def _groups(input_rows: Tuple[int, ...], output_rows: Tuple[int, ...], least: int) -> List[range]:
-    """Output chunks in consecutive groups of at least `least` (the last may be smaller),
-    each ending where an input chunk ends: no input chunk feeds two groups, so computing
-    the groups one after another computes no input chunk twice."""
+def _groups(input_rows: Tuple[int, ...], output_rows: Tuple[int, ...]) -> List[range]:
+    """Output chunks in the smallest consecutive groups that end where an input chunk ends:
+    no input chunk feeds two groups, so computing the groups one after another computes no
+    input chunk twice."""
     input_ends = set(np.cumsum(input_rows).tolist())
     groups, start, end = [], 0, 0
     for k, rows in enumerate(output_rows):
         end += rows
-        if k + 1 - start >= least and end in input_ends:
+        if end in input_ends:
             groups.append(range(start, k + 1))
             start = k + 1
     if start < len(output_rows):
@@ -131,13 +134,29 @@ def _groups(input_rows: Tuple[int, ...], output_rows: Tuple[int, ...], least: in
     return groups
 
 
-def _chunk_groups(tmp: str, writer: Image, arrays: List[da.Array], least: int) -> List[List[_Task]]:
-    """Every chunk of every channel as a task, in groups to compute one after another."""
+def _merged(groups: List[List[_Task]], least: int) -> List[List[_Task]]:
+    """Consecutive `groups` joined into groups of at least `least` tasks (the last may be
+    smaller); each still ends where one of `groups` ended."""
+    result: List[List[_Task]] = []
+    current: List[_Task] = []
+    for group in groups:
+        current.extend(group)
+        if len(current) >= least:
+            result.append(current)
+            current = []
+    if current:
+        result.append(current)
+    return result
+
+
+def _chunk_groups(tmp: str, writer: Image, arrays: List[da.Array]) -> List[List[_Task]]:
+    """Every chunk of every channel as a task, in the smallest groups to compute one after
+    another."""
     result: List[List[_Task]] = []
     for position, array in enumerate(arrays):
         ch = writer[position]
         chunks = (row_chunks(ch.height, ch.chunk_elems() // ch.width), (ch.width,))
-        groups = _groups(array.chunks[0], chunks[0], least)
+        groups = _groups(array.chunks[0], chunks[0])
         if array.chunks != chunks:
             array = array.rechunk(chunks)
         name = f"to_cimg-{position}-{tokenize(tmp, array.name)}"
@@ -148,6 +167,14 @@ def _chunk_groups(tmp: str, writer: Image, arrays: List[da.Array], least: int) -
         graph = HighLevelGraph.from_collections(name, layer, dependencies=[cast(Any, array)])
         result.extend([(position, k, Delayed((name, k), graph, layer=name)) for k in group] for group in groups)
     return result
+
+
+def default_in_flight(threads: int, groups: List[List[_Task]]) -> int:
+    """Chunks outstanding at once by default: the largest group's for one more input chunk
+    than `threads` (each thread computes one while the previous ones compress), and never
+    fewer than twice the threads or 4."""
+    largest = max(len(group) for group in groups)
+    return max(4, 2 * threads, (threads + 1) * largest)
 
 
 def _active_client() -> Any:
@@ -216,8 +243,9 @@ def to_cimg(
 
     `names` names the channels of a list (a dict's keys name its own); `metadata` is the
     image's JSON metadata; the four settings are those of `Image.add_channel`, for every
-    channel. `max_in_flight` bounds the chunks computed and not yet committed (default:
-    twice the workers' threads, at least 4).
+    channel. `max_in_flight` bounds the chunks computed and not yet committed (default: the
+    chunks of one input chunk more than the workers have threads; at least twice the
+    threads, and 4).
     """
     labels, inputs = _named_arrays(arrays, names)
     if any(label is None for label in labels) and any(label is not None for label in labels):
@@ -225,25 +253,22 @@ def to_cimg(
     target = os.path.abspath(os.fspath(path))
     height, width = inputs[0].shape
     client = _active_client()
-    if max_in_flight is None:
-        threads = sum(client.nthreads().values()) if client is not None else (os.cpu_count() or 1)
-        max_in_flight = max(4, 2 * threads)
+    threads = sum(client.nthreads().values()) if client is not None else (os.cpu_count() or 1)
     tmp = temporary_path(target)
     try:
         with Image.create(tmp, [], width, height) as writer:
+            settings = (compression_codec, compression_level, block_size, chunk_size)
             for label, array in zip(labels, inputs):
-                # A zero-strided view of one zero: every chunk is stored as a lazy fill.
-                zeros = np.broadcast_to(np.zeros((), array.dtype), (height, width))
-                writer.add_channel(
-                    zeros, width, height, label, compression_codec, compression_level, block_size, chunk_size
-                )
+                _compat._add_zeros(writer, array.dtype, label, settings)
             if metadata is not None:
                 writer.set_metadata(metadata)
-            groups = _chunk_groups(tmp, writer, inputs, max_in_flight)
+            groups = _chunk_groups(tmp, writer, inputs)
+            if max_in_flight is None:
+                max_in_flight = default_in_flight(threads, groups)
             stream = (
                 _stream_distributed(client, groups, max_in_flight)
                 if client is not None
-                else _stream_local(groups)
+                else _stream_local(_merged(groups, max_in_flight))
             )
             channels: List[Channel] = writer.channels()
             # closing: a failed commit cancels the chunks still computing at once.

@@ -222,7 +222,7 @@ fn read_selection<'py, T: Elem>(
         let positions: Vec<usize> = rows.positions().collect();
         let data = py
             .detach(|| -> ci::Result<Vec<T>> {
-                let mut out = vec![T::zeroed(); positions.len() * width];
+                let mut out = bytemuck::zeroed_vec(positions.len() * width);
                 for (row, dst) in positions.iter().zip(out.chunks_exact_mut(width)) {
                     ch.read_region(Region::new(x0, *row, width, 1), dst)?;
                 }

@@ -22,7 +22,7 @@ use crate::handle::{Handle, PyHandle, absolute, file_handle_methods, set_threads
 use crate::json::{json_to_py, py_to_json};
 use crate::pinned::{parse_snapshot_id, snapshot_bytes};
 use crate::settings::{Level, Size, Threads, WideLevel, settings};
-use crate::typed::decompressed;
+use crate::typed::{add_lazy, decompressed};
 
 /// A `dtype` argument of `Image`, `Image.create` and `Image.open`.
 enum DtypeSpec {
@@ -432,6 +432,38 @@ impl PyImage {
         check_shape(&arr, width.0, height.0)?;
         let s = settings(compression_codec, compression_level, block_size, chunk_size);
         PyImage::push_channel(py, &image, &arr, dtype, name.as_deref(), s)
+    }
+
+    /// A new last channel named `name` whose every element is `fill_value` (zeros without
+    /// one), of the image's size: lazy, nothing is compressed until a chunk is set. Its
+    /// dtype must be the image's; a mixed image takes any supported dtype. (Not in 1.0.1.)
+    #[pyo3(
+        signature = (dtype, name = None, fill_value = None, compression_codec = PyCodec::lz4, compression_level = Level(9), block_size = Size(32768), chunk_size = Size(4194304)),
+        text_signature = "($self, dtype, name=None, fill_value=None, compression_codec=..., compression_level=9, block_size=32768, chunk_size=4194304)"
+    )]
+    fn add_lazy_channel(
+        &self,
+        py: Python<'_>,
+        dtype: &Bound<'_, PyAny>,
+        name: Option<String>,
+        fill_value: Option<&Bound<'_, PyAny>>,
+        compression_codec: PyCodec,
+        compression_level: Level,
+        block_size: Size,
+        chunk_size: Size,
+    ) -> PyResult<()> {
+        let image = self.image()?;
+        let dtype = parse_dtype(dtype)?;
+        let expected = self.state.lock().extra.dtype;
+        if let Some(expected) = expected
+            && dtype != expected
+        {
+            return Err(PyValueError::new_err(format!(
+                "add_lazy_channel requires dtype {expected}, instead got {dtype}"
+            )));
+        }
+        let s = settings(compression_codec, compression_level, block_size, chunk_size);
+        dispatch!(dtype, T => add_lazy::<T>(py, &image, fill_value, name.as_deref(), s))
     }
 
     /// Remove a channel by name (first match) or index; Channel objects of it raise

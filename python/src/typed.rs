@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use ci::{AnyChannel, Channel, Settings};
+use ci::{AnyChannel, AnyImage, Channel, Settings};
 use numpy::ndarray::Array2;
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -53,6 +53,19 @@ pub fn create_lazy<T: Elem>(
     })
     .map(Channel::into_any)
     .map_err(|e| to_py_at(e, path))
+}
+
+/// A new lazy last channel of `image` whose every element is `fill` (or zero).
+pub fn add_lazy<T: Elem>(
+    py: Python<'_>,
+    image: &AnyImage,
+    fill: Option<&Bound<'_, PyAny>>,
+    name: Option<&str>,
+    s: Settings,
+) -> PyResult<()> {
+    let value: T = fill_or_zero(fill)?;
+    py.detach(|| image.add_lazy_channel(value, name, s).map(drop))
+        .py_err()
 }
 
 /// A new anonymous lazy channel of `fill` (or zeros) shaped and set up like `other`.

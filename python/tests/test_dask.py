@@ -156,9 +156,18 @@ def test_to_cimg_with_a_local_scheduler_streams_groups_and_replaces_the_file(tmp
 
 def test_output_groups_end_where_input_chunks_end():
     # Inputs of 300 rows, outputs of 50: a group may close only at 300, 600, 900.
-    groups = _to_cimg._groups((300, 300, 300, 100), (50,) * 20, least=4)
+    groups = _to_cimg._groups((300, 300, 300, 100), (50,) * 20)
     assert groups == [range(0, 6), range(6, 12), range(12, 18), range(18, 20)]
-    assert _to_cimg._groups((64,) * 4, (64,) * 4, least=1) == [range(k, k + 1) for k in range(4)]
+    assert _to_cimg._groups((64,) * 4, (64,) * 4) == [range(k, k + 1) for k in range(4)]
+    # Outputs of 50 over inputs of 70: the rows meet at 350, so a group spans 7 outputs.
+    assert _to_cimg._groups((70,) * 10, (50,) * 14) == [range(0, 7), range(7, 14)]
+    tasks = [[("t", k)] * n for k, n in enumerate((6, 6, 6, 2))]
+    merged = _to_cimg._merged(tasks, 10)  # type: ignore[arg-type]
+    assert [len(g) for g in merged] == [12, 8]
+    assert merged[0] == tasks[0] + tasks[1]
+    # Enough in flight for one input chunk more than the threads, and never fewer than 4.
+    assert _to_cimg.default_in_flight(2, tasks) == 18  # type: ignore[arg-type]
+    assert _to_cimg.default_in_flight(1, [[None]]) == 4  # type: ignore[list-item]
 
 
 def test_to_cimg_refuses_arrays_it_cannot_store(tmp_path):

@@ -120,3 +120,40 @@ def test_negative_zero_and_nan_payload_fill_bitwise():
     c = Channel.full(np.float32, 0.0, 4, 4)
     c.set_chunk(0, np.full(16, -0.0, np.float32))  # bitwise different from the +0.0 fill
     assert np.signbit(c.get_decompressed()).all()
+
+
+@pytest.mark.extension
+def test_image_add_lazy_channel_stores_only_fills(tmp_path):
+    from compressed_image import Image
+
+    path = str(tmp_path / "lazy.cimg")
+    with Image.create(path, [], 300, 70) as image:
+        image.add_lazy_channel(np.uint16, "A", chunk_size=300 * 2 * 16)
+        image.add_lazy_channel(np.float32, "B", fill_value=-0.5, compression_codec=Codec.zstd)
+        a, b = image["A"], image["B"]
+        assert (a.dtype, b.dtype) == (np.uint16, np.float32)
+        assert a.num_chunks() == 5 and all(a.is_lazy(i) for i in range(5))
+        assert (b.compression(), a.compression_level()) == (Codec.zstd, 9)
+        a.set_chunk(1, np.full(300 * 16, 7, np.uint16))
+    with Image.open(path) as image:
+        expected = np.zeros((70, 300), np.uint16)
+        expected[16:32] = 7
+        np.testing.assert_array_equal(image["A"].get_decompressed(), expected)
+        np.testing.assert_array_equal(image["B"].get_decompressed(), np.full((70, 300), -0.5, np.float32))
+        assert image.get_channel_names() == ["A", "B"]
+
+
+@pytest.mark.extension
+def test_image_add_lazy_channel_refuses_before_changing_anything():
+    from compressed_image import Image
+
+    typed = Image(np.float32, [np.zeros((4, 5), np.float32)], 5, 4)
+    with pytest.raises(ValueError, match="dtype"):
+        typed.add_lazy_channel(np.uint8)
+    with pytest.raises(RuntimeError, match="fill_value"):
+        typed.add_lazy_channel(np.float32, fill_value="x")
+    with pytest.raises(ValueError, match="levels"):
+        typed.add_lazy_channel(np.float32, compression_level=10)
+    assert typed.num_channels == 1
+    typed.add_lazy_channel(np.float32, "Z", fill_value=1.5)
+    np.testing.assert_array_equal(typed["Z"].get_decompressed(), np.full((4, 5), 1.5, np.float32))
