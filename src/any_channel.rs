@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::chunk_codec::{check_len, prepare_chunk, read_chunk, read_chunk_part};
+use crate::chunk_codec::{
+    Onto, check_len, prepare_chunk, read_chunk, read_chunk_onto, read_chunk_part,
+};
 use crate::error::{Argument, Error, Result};
 use crate::format::{Catalog, ChannelDesc, TableEntry};
 use crate::geometry::Geometry;
@@ -467,10 +469,20 @@ impl AnyChannel {
         out: &mut [u8],
         progress: &dyn Progress,
     ) -> Result {
+        self.decompress_onto(out, Onto::Any, progress)
+    }
+
+    /// [`decompress_into_bytes`](Self::decompress_into_bytes) for an `out` of zero bytes
+    /// only (a fresh zeroed allocation): chunks that are fills of zero are skipped.
+    pub(crate) fn decompress_into_zeroed_bytes(&self, out: &mut [u8]) -> Result {
+        self.decompress_onto(out, Onto::Zeros, &NoProgress)
+    }
+
+    fn decompress_onto(&self, out: &mut [u8], onto: Onto, progress: &dyn Progress) -> Result {
         let (snap, pos) = self.view()?;
         check_len(out.len(), self.uncompressed_size() * self.dtype().size())?;
         let tracker = Tracker::start(progress, "decompress", out.len() as u64);
-        decompress_channel(&snap, pos, out, self.threads(), &tracker)
+        decompress_channel(&snap, pos, out, onto, self.threads(), &tracker)
     }
 
     /// Read scanlines `first_row ..` into `out` (a whole number of rows, in bytes),
@@ -582,6 +594,7 @@ pub(crate) fn decompress_channel(
     snap: &Snapshot,
     pos: usize,
     out: &mut [u8],
+    onto: Onto,
     threads: usize,
     tracker: &Tracker,
 ) -> Result {
@@ -597,7 +610,8 @@ pub(crate) fn decompress_channel(
                 run.chunks_mut(g.chunk_bytes())
                     .enumerate()
                     .try_for_each(|(i, part)| {
-                        read_chunk(snap, pos, task * chunks_per_task + i, part, 1)?;
+                        let index = task * chunks_per_task + i;
+                        read_chunk_onto(snap, pos, index, part, onto, 1)?;
                         tracker.advance_len(part.len())
                     })
             })
@@ -605,7 +619,7 @@ pub(crate) fn decompress_channel(
         out.chunks_mut(g.chunk_bytes())
             .enumerate()
             .try_for_each(|(index, part)| {
-                read_chunk(snap, pos, index, part, threads)?;
+                read_chunk_onto(snap, pos, index, part, onto, threads)?;
                 tracker.advance_len(part.len())
             })
     }

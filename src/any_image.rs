@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::any_channel::{AnyChannel, check_data_len, decompress_channel, new_desc, write_chunks};
 use crate::channel::Channel;
+use crate::chunk_codec::Onto;
 use crate::chunks::AnyImageBatch;
 use crate::error::{Argument, Error, Result};
 use crate::format::{Catalog, ChannelDesc};
@@ -564,6 +565,7 @@ impl AnyImage {
                     &snap,
                     pos,
                     bytemuck::cast_slice_mut(&mut out),
+                    Onto::Zeros,
                     self.threads(),
                     &tracker,
                 )?;

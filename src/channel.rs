@@ -266,7 +266,8 @@ impl<T: Sample> Channel<T> {
     /// As [`get_chunk`](Self::get_chunk).
     pub fn get_decompressed(&self) -> Result<Vec<T>> {
         let mut out = bytemuck::zeroed_vec(self.uncompressed_size());
-        self.decompress_into(&mut out)?;
+        self.any
+            .decompress_into_zeroed_bytes(bytemuck::cast_slice_mut(&mut out))?;
         Ok(out)
     }
 

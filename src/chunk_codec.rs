@@ -61,6 +61,16 @@ pub(crate) fn prepare_chunk(
     Ok(Prepared::Blob(out))
 }
 
+/// What the bytes a chunk is read into hold before the read.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Onto {
+    /// Anything: every byte is written.
+    Any,
+    /// Zero bytes only (a fresh zeroed allocation): a fill of zero bits writes nothing,
+    /// so the pages of a fresh allocation under it are never touched.
+    Zeros,
+}
+
 /// Decompress chunk `index` of the channel at `pos` of `snap` into `out` (exactly the
 /// chunk's bytes).
 pub(crate) fn read_chunk(
@@ -70,10 +80,23 @@ pub(crate) fn read_chunk(
     out: &mut [u8],
     threads: usize,
 ) -> Result {
+    read_chunk_onto(snap, pos, index, out, Onto::Any, threads)
+}
+
+/// [`read_chunk`] into bytes that hold what `onto` says.
+pub(crate) fn read_chunk_onto(
+    snap: &Snapshot,
+    pos: usize,
+    index: usize,
+    out: &mut [u8],
+    onto: Onto,
+    threads: usize,
+) -> Result {
     let desc = &snap.catalog.channels[pos];
     desc.geometry.check_index(index)?;
     check_len(out.len(), desc.geometry.chunk_bytes_at(index))?;
     match snap.stored_chunk(pos, index, BlobRead::Whole)? {
+        StoredChunk::Fill(0) if onto == Onto::Zeros => {}
         StoredChunk::Fill(bits) => fill_bytes(out, bits, desc.dtype.size()),
         StoredChunk::Blob(blob) => {
             blosc::decompress_into(checked_blob(desc, index, blob)?, out, threads)?

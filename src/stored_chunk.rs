@@ -59,12 +59,24 @@ use crate::store;
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredChunk {
+    made: Made,
+    content: Content,
+}
+
+/// What a stored chunk was made for, and its payload's CRC-32.
+///
+/// Invariant: `crc` is the CRC-32 of the payload it travels with, in every [`StoredChunk`]
+/// and [`ChunkRef`]: computed from the payload when compressing, checked against it when
+/// decoding bytes, and never changed after (the fields are private and nothing mutates
+/// them). The checks before a commit and the store rely on it instead of reading the
+/// payload again.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Made {
     dtype: Dtype,
     index: usize,
     width: usize,
     rows_per_chunk: usize,
     rows: usize,
-    content: Content,
     /// CRC-32 of the payload (the blosc2 chunk, or the fill bits as 8 little-endian bytes).
     crc: u32,
 }
@@ -75,12 +87,19 @@ enum Content {
     Blob(Vec<u8>),
 }
 
-impl Content {
-    fn payload(&self) -> std::borrow::Cow<'_, [u8]> {
-        match self {
-            Content::Fill(bits) => bits.to_le_bytes().to_vec().into(),
-            Content::Blob(blob) => blob.as_slice().into(),
-        }
+/// A stored chunk with its payload borrowed (from the encoded bytes, or from a
+/// [`StoredChunk`]): what is checked and committed.
+#[derive(Clone, Copy)]
+struct ChunkRef<'a> {
+    made: Made,
+    content: store::StoredChunk<'a>,
+}
+
+/// The bytes a CRC-32 of `content` covers.
+fn payload<'a>(content: &store::StoredChunk<'a>) -> std::borrow::Cow<'a, [u8]> {
+    match *content {
+        store::StoredChunk::Fill(bits) => bits.to_le_bytes().to_vec().into(),
+        store::StoredChunk::Blob(blob) => blob.into(),
     }
 }
 
@@ -181,17 +200,18 @@ const HEADER_CRC_AT: usize = 40;
 
 impl fmt::Debug for StoredChunk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = &self.made;
         let mut s = f.debug_struct("StoredChunk");
-        s.field("dtype", &self.dtype)
-            .field("index", &self.index)
-            .field("width", &self.width)
-            .field("rows_per_chunk", &self.rows_per_chunk)
-            .field("rows", &self.rows);
+        s.field("dtype", &m.dtype)
+            .field("index", &m.index)
+            .field("width", &m.width)
+            .field("rows_per_chunk", &m.rows_per_chunk)
+            .field("rows", &m.rows);
         match &self.content {
             Content::Fill(bits) => s.field("fill_bits", bits),
             Content::Blob(blob) => s.field("compressed_len", &blob.len()),
         };
-        s.field("crc", &self.crc).finish()
+        s.field("crc", &m.crc).finish()
     }
 }
 
@@ -203,25 +223,37 @@ impl StoredChunk {
             Prepared::Blob(blob) => Content::Blob(blob),
         };
         let g = &desc.geometry;
-        Ok(StoredChunk {
+        let made = Made {
             dtype: desc.dtype,
             index,
             width: g.width(),
             rows_per_chunk: g.rows_per_chunk(),
             rows: g.chunk_rows(index),
-            crc: crc32(&content.payload()),
+            crc: 0,
+        };
+        let crc = crc32(&payload(&content_ref(&content)));
+        Ok(StoredChunk {
+            made: Made { crc, ..made },
             content,
         })
     }
 
+    /// The chunk with its payload borrowed.
+    fn as_ref(&self) -> ChunkRef<'_> {
+        ChunkRef {
+            made: self.made,
+            content: content_ref(&self.content),
+        }
+    }
+
     /// Index of the chunk it was made for.
     pub fn index(&self) -> usize {
-        self.index
+        self.made.index
     }
 
     /// Element type of the channel it was made for.
     pub fn dtype(&self) -> Dtype {
-        self.dtype
+        self.made.dtype
     }
 
     /// The fill value's raw bits (little-endian, zero-extended) when every element of the
@@ -244,17 +276,18 @@ impl StoredChunk {
     /// CRC-32 of the payload (the c-blosc2 chunk, or the fill bits as 8 little-endian
     /// bytes), as carried with the chunk.
     pub fn crc(&self) -> u32 {
-        self.crc
+        self.made.crc
     }
 
     /// The chunk's uncompressed length in bytes.
     pub fn raw_len(&self) -> usize {
-        self.rows * self.width * self.dtype.size()
+        self.made.rows * self.made.width * self.made.dtype.size()
     }
 
     /// The stable encoding (see the type's documentation).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let payload = self.content.payload();
+        let m = &self.made;
+        let payload = payload(&content_ref(&self.content));
         let kind = match self.content {
             Content::Blob(_) => KIND_BLOB,
             Content::Fill(_) => KIND_FILL,
@@ -263,13 +296,13 @@ impl StoredChunk {
         w.bytes(&MAGIC)
             .u8(VERSION)
             .u8(kind)
-            .u8(self.dtype.code())
+            .u8(m.dtype.code())
             .u8(0);
-        w.u64(self.index as u64).u64(self.width as u64);
+        w.u64(m.index as u64).u64(m.width as u64);
         // Geometry bounds these (SPEC §5.2): rows per chunk and chunk count fit a u32.
-        w.u32(self.rows_per_chunk as u32).u32(self.rows as u32);
+        w.u32(m.rows_per_chunk as u32).u32(m.rows as u32);
         // A blosc2 chunk is below 2 GiB (SPEC §5.2).
-        w.u32(payload.len() as u32).u32(self.crc);
+        w.u32(payload.len() as u32).u32(m.crc);
         let header_crc = crc32(&w.0[..HEADER_CRC_AT]);
         w.u32(header_crc).u32(0);
         w.bytes(&payload);
@@ -283,6 +316,29 @@ impl StoredChunk {
     /// [`Error::InvalidStoredChunk`] saying what is wrong; never panics, whatever the
     /// bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<StoredChunk> {
+        let chunk = ChunkRef::parse(bytes)?;
+        let content = match chunk.content {
+            store::StoredChunk::Fill(bits) => Content::Fill(bits),
+            store::StoredChunk::Blob(blob) => Content::Blob(blob.to_vec()),
+        };
+        Ok(StoredChunk {
+            made: chunk.made,
+            content,
+        })
+    }
+}
+
+/// `content` borrowed.
+fn content_ref(content: &Content) -> store::StoredChunk<'_> {
+    match content {
+        Content::Fill(bits) => store::StoredChunk::Fill(*bits),
+        Content::Blob(blob) => store::StoredChunk::Blob(blob),
+    }
+}
+
+impl<'a> ChunkRef<'a> {
+    /// [`StoredChunk::from_bytes`] without copying the payload.
+    fn parse(bytes: &'a [u8]) -> Result<ChunkRef<'a>> {
         let header = bytes
             .get(..HEADER_LEN)
             .ok_or_else(|| malformed("shorter than the 48-byte header"))?;
@@ -316,12 +372,12 @@ impl StoredChunk {
             }));
         }
         let content = match header[5] {
-            KIND_BLOB => Content::Blob(payload.to_vec()),
+            KIND_BLOB => store::StoredChunk::Blob(payload),
             KIND_FILL => {
                 let bits = payload
                     .try_into()
                     .map_err(|_| malformed("fill payload length"))?;
-                Content::Fill(u64::from_le_bytes(bits))
+                store::StoredChunk::Fill(u64::from_le_bytes(bits))
             }
             _ => return Err(malformed("kind")),
         };
@@ -331,57 +387,51 @@ impl StoredChunk {
         rows.checked_mul(width)
             .and_then(|n| n.checked_mul(dtype.size()))
             .ok_or_else(|| malformed("chunk size"))?;
-        Ok(StoredChunk {
-            dtype,
-            index,
-            width,
-            rows_per_chunk,
-            rows,
+        Ok(ChunkRef {
+            made: Made {
+                dtype,
+                index,
+                width,
+                rows_per_chunk,
+                rows,
+                crc,
+            },
             content,
-            crc,
         })
     }
 
     /// `Ok` when this chunk may be committed as chunk `index` of the channel `desc`
-    /// describes: made for exactly that channel layout and index, its payload matching its
-    /// CRC, and its content passing every check a reader makes before decoding (SPEC §6
-    /// fill rules, §8 step 4).
+    /// describes: made for exactly that channel layout and index, and its content passing
+    /// every check a reader makes before decoding (SPEC §6 fill rules, §8 step 4). Its
+    /// payload matches its CRC by the invariant of [`Made`].
     fn check_for(&self, desc: &ChannelDesc, index: usize) -> Result {
-        let g = &desc.geometry;
+        let (m, g) = (&self.made, &desc.geometry);
         g.check_index(index)?;
-        if self.dtype != desc.dtype {
+        if m.dtype != desc.dtype {
             return Err(refuse(ChunkProblem::Dtype {
                 expected: desc.dtype,
-                found: self.dtype,
+                found: m.dtype,
             }));
         }
-        if self.index != index {
+        if m.index != index {
             return Err(refuse(ChunkProblem::Index {
                 expected: index,
-                found: self.index,
+                found: m.index,
             }));
         }
         let expected = (g.width(), g.rows_per_chunk(), g.chunk_rows(index));
-        let found = (self.width, self.rows_per_chunk, self.rows);
+        let found = (m.width, m.rows_per_chunk, m.rows);
         if found != expected {
             return Err(refuse(ChunkProblem::Geometry { expected, found }));
         }
-        let payload = self.content.payload();
-        let crc = crc32(&payload);
-        if crc != self.crc {
-            return Err(refuse(ChunkProblem::Checksum {
-                expected: self.crc,
-                found: crc,
-            }));
-        }
         let size = desc.dtype.size();
-        match &self.content {
-            Content::Fill(bits) => {
+        match self.content {
+            store::StoredChunk::Fill(bits) => {
                 if size < 8 && bits >> (8 * size) != 0 {
-                    return Err(refuse(ChunkProblem::FillBits(*bits)));
+                    return Err(refuse(ChunkProblem::FillBits(bits)));
                 }
             }
-            Content::Blob(blob) => {
+            store::StoredChunk::Blob(blob) => {
                 let header = ChunkHeader::parse(blob).ok_or_else(|| {
                     refuse(ChunkProblem::BloscHeader(
                         "shorter than a blosc2 header".into(),
@@ -400,11 +450,17 @@ impl StoredChunk {
         Ok(())
     }
 
-    /// The chunk as the store takes it.
-    fn as_stored(&self) -> store::StoredChunk<'_> {
-        match &self.content {
-            Content::Fill(bits) => store::StoredChunk::Fill(*bits),
-            Content::Blob(blob) => store::StoredChunk::Blob(blob),
+    /// Stage the chunk, already checked for chunk `index` of `desc`, in `txn`. The store
+    /// records the CRC the chunk carries: a payload damaged in memory after it was checked
+    /// is then caught by the first read, where a CRC computed now would vouch for it.
+    fn stage_checked(self, txn: &mut store::Txn<'_>, desc: &ChannelDesc, index: usize) -> Result {
+        match self.content {
+            store::StoredChunk::Fill(bits) => {
+                txn.put(desc.id, index, store::StoredChunk::Fill(bits))
+            }
+            store::StoredChunk::Blob(blob) => {
+                txn.put_blob_with_crc(desc.id, index, blob, self.made.crc)
+            }
         }
     }
 }
@@ -416,8 +472,9 @@ pub(crate) fn stage_stored(
     index: usize,
     chunk: &StoredChunk,
 ) -> Result {
+    let chunk = chunk.as_ref();
     chunk.check_for(desc, index)?;
-    txn.put(desc.id, index, chunk.as_stored())
+    chunk.stage_checked(txn, desc, index)
 }
 
 impl AnyChannel {
@@ -453,7 +510,7 @@ impl AnyChannel {
     /// # Errors
     /// As [`StoredChunk::from_bytes`] and [`set_stored_chunk`](Self::set_stored_chunk).
     pub fn set_stored_chunk_bytes(&self, index: usize, bytes: &[u8]) -> Result {
-        self.set_stored_chunk(index, &StoredChunk::from_bytes(bytes)?)
+        self.commit_stored(vec![(index, ChunkRef::parse(bytes)?)])
     }
 
     /// Commit several stored chunks, `(index, chunk)`, as one commit (readers see all of
@@ -466,17 +523,21 @@ impl AnyChannel {
         &self,
         chunks: impl IntoIterator<Item = (usize, &'c StoredChunk)>,
     ) -> Result {
+        self.commit_stored(chunks.into_iter().map(|(i, c)| (i, c.as_ref())).collect())
+    }
+
+    /// Check every chunk of `chunks`, then commit them all at once.
+    fn commit_stored(&self, chunks: Vec<(usize, ChunkRef<'_>)>) -> Result {
         if !self.is_writable() {
             return Err(Error::ReadOnly);
         }
         self.view()?;
-        let chunks: Vec<(usize, &StoredChunk)> = chunks.into_iter().collect();
-        for &(index, chunk) in &chunks {
-            chunk.check_for(self.desc(), index)?;
+        for (index, chunk) in &chunks {
+            chunk.check_for(self.desc(), *index)?;
         }
         let mut txn = self.store.begin()?;
         for (index, chunk) in chunks {
-            txn.put(self.id(), index, chunk.as_stored())?;
+            chunk.stage_checked(&mut txn, self.desc(), index)?;
         }
         txn.allow_write_ahead(self.threads() > 1);
         txn.commit()

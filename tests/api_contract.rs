@@ -532,6 +532,45 @@ fn chunk_mixing_positive_and_negative_zero_is_not_constant() {
     assert!(c.is_lazy(1).unwrap());
 }
 
+#[test]
+fn whole_channel_reads_agree_on_every_kind_of_chunk() {
+    // Zero fills (which a read into fresh zeroed memory may skip), a fill of -0.0 (zero as
+    // a value, not as bits), another fill and compressed data, in every whole-channel path.
+    let (w, h) = (16, 40);
+    let settings = Settings::default().chunk_size(w * 4 * 8);
+    let c = Channel::<f32>::zeros(w, h, settings).unwrap();
+    let n = c.chunk_elems_at(0).unwrap();
+    c.set_chunk(1, &vec![-0.0f32; n]).unwrap();
+    c.set_chunk(2, &vec![2.5f32; n]).unwrap();
+    c.set_chunk(3, &pattern::<f32>(n)).unwrap();
+    assert_eq!(
+        (0..5).map(|i| c.is_lazy(i).unwrap()).collect::<Vec<_>>(),
+        [true, true, true, false, true]
+    );
+    let mut expected = vec![0.0f32; w * h];
+    expected[n..2 * n].fill(-0.0);
+    expected[2 * n..3 * n].fill(2.5);
+    expected[3 * n..4 * n].copy_from_slice(&pattern::<f32>(n));
+    for threads in [1, 2] {
+        c.set_threads(threads).unwrap();
+        assert!(same_bits(&c.get_decompressed().unwrap(), &expected));
+        let mut dirty = vec![7.0f32; w * h];
+        c.decompress_into(&mut dirty).unwrap();
+        assert!(
+            same_bits(&dirty, &expected),
+            "a zero fill overwrites what `out` held"
+        );
+        let image = Image::<f32>::new(w, h).unwrap();
+        let lazy = image.add_lazy_channel(0.0, None, settings).unwrap();
+        for index in 1..4 {
+            lazy.set_chunk(index, &expected[index * n..(index + 1) * n])
+                .unwrap();
+        }
+        image.set_threads(threads).unwrap();
+        assert!(same_bits(&image.get_decompressed().unwrap()[0], &expected));
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // zeros_like / full_like: same geometry and settings, lazy content
 // ---------------------------------------------------------------------------------------

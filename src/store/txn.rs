@@ -127,18 +127,35 @@ impl<'a> Txn<'a> {
                 bits,
                 generation: self.generation(),
             },
-            StoredChunk::Blob(bytes) => self.append_blob(id, index, bytes)?,
+            StoredChunk::Blob(bytes) => self.append_blob(id, index, bytes, crc32(bytes))?,
         };
         self.dirty = true;
         self.entries_mut(id)?[index] = entry;
         Ok(())
     }
 
+    /// Stage `blob` as chunk `index` of channel `id` with `crc`, its CRC-32, which the
+    /// caller computed from these bytes or checked against them: the blob is read once,
+    /// to write it. A wrong `crc` makes the chunk fail its checksum on every read.
+    pub(crate) fn put_blob_with_crc(
+        &mut self,
+        id: u32,
+        index: usize,
+        blob: &[u8],
+        crc: u32,
+    ) -> Result {
+        self.desc(id)?.geometry.check_index(index)?;
+        debug_assert_eq!(crc32(blob), crc);
+        let entry = self.append_blob(id, index, blob, crc)?;
+        self.dirty = true;
+        self.entries_mut(id)?[index] = entry;
+        Ok(())
+    }
+
     /// Append a blob as a BLOB record; returns the table entry that points to it.
-    fn append_blob(&mut self, id: u32, index: usize, chunk: &[u8]) -> Result<TableEntry> {
+    fn append_blob(&mut self, id: u32, index: usize, chunk: &[u8], crc: u32) -> Result<TableEntry> {
         let desc = self.desc(id)?;
         let len = payload_len(chunk)?;
-        let crc = crc32(chunk);
         let header = RecordHeader {
             generation: self.generation(),
             ..blob_header(desc, index, len, crc)
