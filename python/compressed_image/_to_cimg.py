@@ -1,21 +1,23 @@
 """``to_cimg``: Dask (or numpy) arrays written to a compressed-image file.
 
 The file is made under a temporary name beside the target (``.NAME.to_cimg-RANDOM``), its
-channels created lazy (all zeros, nothing stored) with the settings given. Each input is
-rechunked to its channel's chunks (whole scanlines) when its chunks differ; a task per chunk
-computes the chunk and compresses it on the worker (``compress_chunk`` on a read-only handle
-of the temporary file), and this process alone commits the compressed chunks as they
-arrive. The chunks go out in groups, each ending where an input chunk ends (so no input
-chunk is computed twice): with a ``distributed`` client active, a group is the chunks of
-one input chunk, results stream through ``as_completed`` and the next group is submitted
-once fewer than ``max_in_flight`` chunks are outstanding; otherwise groups hold at least
-``max_in_flight`` chunks and each is one ``dask.compute``. The default ``max_in_flight``
-covers the chunks of one input chunk more than there are worker threads, so every thread
-computes an input chunk while the chunks of the previous ones compress. Either way this
-process and the workers hold a bounded number of finished chunks. Once every chunk
-is committed the file is synced and renamed over ``path`` in one step. A failed task, an
-exception or an interruption (Ctrl-C) cancels what is left and removes the temporary file:
-``path`` keeps its previous file, or none.
+channels created lazy (all zeros, nothing stored) with the settings given. The output
+chunks (whole scanlines) are cut into groups, each the smallest run of chunks that ends
+where an input chunk ends, so a group's rows are whole input chunks and no input chunk
+feeds two groups. A group is one task (or, when a channel has too few groups to keep every
+worker thread busy, a few tasks of consecutive chunks): it takes the input blocks holding
+its rows, cuts them into chunks and compresses each on the worker (``compress_chunk`` on a
+read-only handle of the temporary file), with no rechunking and no input block moving
+between workers. This process alone commits the compressed chunks as they arrive. With a
+``distributed`` client active, results stream through ``as_completed`` and the next group
+is submitted once fewer than ``max_in_flight`` chunks are outstanding; otherwise groups are
+joined until they hold at least ``max_in_flight`` chunks and each is one ``dask.compute``.
+The default ``max_in_flight`` covers one group more than there are worker threads, so every
+thread computes an input chunk while the previous ones compress. Either way this process
+and the workers hold a bounded number of finished chunks. Once every chunk is committed
+the file is synced and renamed over ``path`` in one step. A failed task, an exception or
+an interruption (Ctrl-C) cancels what is left and removes the temporary file: ``path``
+keeps its previous file, or none.
 
 Builds of the extension without ``compress_chunk`` send the computed chunk itself and
 compress it in this process (``set_chunk``).
@@ -26,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from typing import Any, Dict, Generator, List, Mapping, Optional, Sequence, Set, Tuple, Union, cast
+from typing import Any, Dict, Generator, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
 import dask
 import dask.array as da
@@ -96,19 +98,28 @@ def _remove(path: str) -> None:
             pass
 
 
-# One chunk to write: (channel position, chunk index, a Delayed of the same triple with the
-# chunk's payload last).
-_Task = Tuple[int, int, Delayed]
+# What a task returns: (channel position, chunk index, payload) for each chunk it made.
+_Made = List[Tuple[int, int, Payload]]
+# One task: the number of chunks it makes, and a Delayed of its `_Made`.
+_Task = Tuple[int, Delayed]
 
 
-def _compress_block(
-    tmp: str, position: int, chunk_index: int, block: npt.NDArray[Any]
-) -> Tuple[int, int, Payload]:
-    """One task: chunk `chunk_index` of channel `position` of the file at `tmp`, compressed."""
-    payload = _compat._compress(
-        lambda: _handles.cached_image(tmp, None)[position], chunk_index, block
-    )
-    return position, chunk_index, payload
+def _compress_run(
+    tmp: str, position: int, first: int, rows: Tuple[int, ...], offset: int, *blocks: npt.NDArray[Any]
+) -> _Made:
+    """One task: chunks `first`, `first + 1`, ... of channel `position` of the file at `tmp`
+    (`rows[j]` rows each), compressed from `blocks`, the consecutive input blocks that hold
+    their rows, starting `offset` rows into the first block."""
+    data = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=0)
+    made: _Made = []
+    start = offset
+    for j, n in enumerate(rows):
+        payload = _compat._compress(
+            lambda: _handles.cached_image(tmp, None)[position], first + j, data[start : start + n]
+        )
+        made.append((position, first + j, payload))
+        start += n
+    return made
 
 
 def row_chunks(height: int, rows: int) -> Tuple[int, ...]:
@@ -135,13 +146,13 @@ def _groups(input_rows: Tuple[int, ...], output_rows: Tuple[int, ...]) -> List[r
 
 
 def _merged(groups: List[List[_Task]], least: int) -> List[List[_Task]]:
-    """Consecutive `groups` joined into groups of at least `least` tasks (the last may be
+    """Consecutive `groups` joined into groups of at least `least` chunks (the last may be
     smaller); each still ends where one of `groups` ended."""
     result: List[List[_Task]] = []
     current: List[_Task] = []
     for group in groups:
         current.extend(group)
-        if len(current) >= least:
+        if sum(n for n, _ in current) >= least:
             result.append(current)
             current = []
     if current:
@@ -149,31 +160,57 @@ def _merged(groups: List[List[_Task]], least: int) -> List[List[_Task]]:
     return result
 
 
-def _chunk_groups(tmp: str, writer: Image, arrays: List[da.Array]) -> List[List[_Task]]:
-    """Every chunk of every channel as a task, in the smallest groups to compute one after
-    another."""
+def _runs(group: range, most: int) -> List[range]:
+    """`group` cut into consecutive runs of at most `most` chunks, as even as can be."""
+    count = -(-len(group) // most)
+    bounds = [group.start + len(group) * i // count for i in range(count + 1)]
+    return [range(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
+def _chunk_groups(tmp: str, writer: Image, arrays: List[da.Array], threads: int) -> List[List[_Task]]:
+    """Every chunk of every channel in tasks, in the smallest groups to compute one after
+    another. A task compresses a run of consecutive chunks from the input blocks holding
+    their rows, on the worker that holds those blocks: no rechunking, and no input block
+    moves between workers to be compressed. A group is one task unless the channel has
+    too few groups to keep every thread busy; then its runs are split."""
+    total = sum(len(row_chunks(ch.height, ch.chunk_elems() // ch.width)) for ch in writer.channels())
+    most = max(1, -(-total // (2 * threads)))
     result: List[List[_Task]] = []
     for position, array in enumerate(arrays):
         ch = writer[position]
-        chunks = (row_chunks(ch.height, ch.chunk_elems() // ch.width), (ch.width,))
-        groups = _groups(array.chunks[0], chunks[0])
-        if array.chunks != chunks:
-            array = array.rechunk(chunks)
-        name = f"to_cimg-{position}-{tokenize(tmp, array.name)}"
-        layer: Dict[Any, Any] = {
-            (name, k): (_compress_block, tmp, position, k, (array.name, k, 0))
-            for k in range(len(chunks[0]))
-        }
+        output_rows = row_chunks(ch.height, ch.chunk_elems() // ch.width)
+        if len(array.chunks[1]) > 1:
+            array = array.rechunk({1: -1})  # whole scanlines
+        input_rows = array.chunks[0]
+        input_starts = np.concatenate(([0], np.cumsum(input_rows))).tolist()
+        output_starts = np.concatenate(([0], np.cumsum(output_rows))).tolist()
+        name = f"to_cimg-{position}-{tokenize(tmp, array.name, most)}"
+        layer: Dict[Any, Any] = {}
+        groups: List[List[Tuple[int, Any]]] = []  # per group, (chunks, key) of each task
+        for group in _groups(input_rows, output_rows):
+            tasks: List[Tuple[int, Any]] = []
+            for run in _runs(group, most):
+                first_row, end_row = output_starts[run.start], output_starts[run.stop]
+                # The input blocks overlapping rows [first_row, end_row).
+                i0 = int(np.searchsorted(input_starts, first_row, side="right")) - 1
+                i1 = int(np.searchsorted(input_starts, end_row, side="left"))
+                key = (name, run.start)
+                layer[key] = (
+                    _compress_run, tmp, position, run.start, output_rows[run.start : run.stop],
+                    first_row - input_starts[i0], *[(array.name, i, 0) for i in range(i0, i1)],
+                )
+                tasks.append((len(run), key))
+            groups.append(tasks)
         graph = HighLevelGraph.from_collections(name, layer, dependencies=[cast(Any, array)])
-        result.extend([(position, k, Delayed((name, k), graph, layer=name)) for k in group] for group in groups)
+        result.extend([(n, Delayed(key, graph, layer=name)) for n, key in group] for group in groups)
     return result
 
 
 def default_in_flight(threads: int, groups: List[List[_Task]]) -> int:
-    """Chunks outstanding at once by default: the largest group's for one more input chunk
-    than `threads` (each thread computes one while the previous ones compress), and never
+    """Chunks outstanding at once by default: the largest group's for one more group than
+    `threads` (each thread computes one while the previous ones compress), and never
     fewer than twice the threads or 4."""
-    largest = max(len(group) for group in groups)
+    largest = max(sum(n for n, _ in group) for group in groups)
     return max(4, 2 * threads, (threads + 1) * largest)
 
 
@@ -191,28 +228,31 @@ def _active_client() -> Any:
 def _stream_distributed(
     client: Any, groups: List[List[_Task]], least: int
 ) -> Generator[Tuple[int, int, Payload], None, None]:
-    """Payloads as they complete; the next group goes out once fewer than `least` remain."""
+    """Payloads as their tasks complete; the next group goes out once fewer than `least`
+    chunks are outstanding."""
     from distributed import as_completed
 
     pending = iter(groups)
-    outstanding: Set[Any] = set()
+    outstanding: Dict[Any, int] = {}  # future -> the chunks it makes
     stream = as_completed([], with_results=True)
 
     def submit_while_short() -> None:
-        while len(outstanding) < least:
+        while sum(outstanding.values()) < least:
             group = next(pending, None)
             if group is None:
                 return
-            futures = client.compute([task for _, _, task in group])
-            outstanding.update(futures)
+            futures = client.compute([task for _, task in group])
+            outstanding.update(zip(futures, (n for n, _ in group)))
             stream.update(futures)
 
     try:
         submit_while_short()
-        for future, result in stream:
-            outstanding.discard(future)
-            future.release()
-            yield result
+        # The results that finished together come in one batch: one gather for them all.
+        for batch in stream.batches():
+            for future, made in batch:
+                del outstanding[future]
+                future.release()
+                yield from made
             submit_while_short()
     finally:
         if outstanding:
@@ -222,7 +262,8 @@ def _stream_distributed(
 def _stream_local(groups: List[List[_Task]]) -> Generator[Tuple[int, int, Payload], None, None]:
     """Payloads group by group, each group one `dask.compute`."""
     for group in groups:
-        yield from dask.compute(*(task for _, _, task in group))
+        for made in dask.compute(*(task for _, task in group)):
+            yield from made
 
 
 def to_cimg(
@@ -262,7 +303,7 @@ def to_cimg(
                 _compat._add_zeros(writer, array.dtype, label, settings)
             if metadata is not None:
                 writer.set_metadata(metadata)
-            groups = _chunk_groups(tmp, writer, inputs)
+            groups = _chunk_groups(tmp, writer, inputs, threads)
             if max_in_flight is None:
                 max_in_flight = default_in_flight(threads, groups)
             stream = (

@@ -161,13 +161,37 @@ def test_output_groups_end_where_input_chunks_end():
     assert _to_cimg._groups((64,) * 4, (64,) * 4) == [range(k, k + 1) for k in range(4)]
     # Outputs of 50 over inputs of 70: the rows meet at 350, so a group spans 7 outputs.
     assert _to_cimg._groups((70,) * 10, (50,) * 14) == [range(0, 7), range(7, 14)]
-    tasks = [[("t", k)] * n for k, n in enumerate((6, 6, 6, 2))]
-    merged = _to_cimg._merged(tasks, 10)  # type: ignore[arg-type]
-    assert [len(g) for g in merged] == [12, 8]
-    assert merged[0] == tasks[0] + tasks[1]
-    # Enough in flight for one input chunk more than the threads, and never fewer than 4.
-    assert _to_cimg.default_in_flight(2, tasks) == 18  # type: ignore[arg-type]
-    assert _to_cimg.default_in_flight(1, [[None]]) == 4  # type: ignore[list-item]
+    # Groups of tasks, each task (chunks it makes, its Delayed): joined by chunk count.
+    groups = [[(n, f"task{k}")] for k, n in enumerate((6, 6, 6, 2))]
+    merged = _to_cimg._merged(groups, 10)  # type: ignore[arg-type]
+    assert merged == [groups[0] + groups[1], groups[2] + groups[3]]
+    # Enough in flight for one group more than the threads, and never fewer than 4.
+    assert _to_cimg.default_in_flight(2, groups) == 18  # type: ignore[arg-type]
+    assert _to_cimg.default_in_flight(1, [[(1, None)]]) == 4  # type: ignore[list-item]
+    # A group cut into runs of at most 3 chunks, as even as can be.
+    assert _to_cimg._runs(range(4, 11), 3) == [range(4, 6), range(6, 8), range(8, 11)]
+    assert _to_cimg._runs(range(0, 2), 8) == [range(0, 2)]
+
+
+def test_to_cimg_cuts_misaligned_and_column_chunked_inputs_exactly(tmp_path):
+    # Input rows of 70 (and columns in 3 chunks) against output chunks of 16 rows: a task
+    # starts inside an input block, spans several, and every row lands once.
+    path = str(tmp_path / "cut.cimg")
+    values = np.arange(300 * 50, dtype=np.float32).reshape(300, 50)
+    source = da.from_array(values, chunks=(70, 20))
+    for threads_scheduler in ("threads", "synchronous"):
+        with dask.config.set(scheduler=threads_scheduler):
+            cdask.to_cimg(source, path, chunk_size=50 * 4 * 16, max_in_flight=1)
+        with ci.Image.open(path, read_only=True) as image:
+            assert image[0].chunk_elems() == 50 * 16
+            np.testing.assert_array_equal(image[0].get_decompressed(), values)
+    # One input block for the whole image: its single group is cut into runs, one per
+    # task, so more than one worker thread has work.
+    whole = da.from_array(values, chunks=(300, 50))
+    with ci.Image.create(str(tmp_path / "w.cimg"), [], 50, 300) as writer:
+        writer.add_lazy_channel(np.float32, None, None, ci.Codec.lz4, 9, 32768, 50 * 4 * 16)
+        groups = _to_cimg._chunk_groups(str(tmp_path / "w.cimg"), writer, [whole], 2)
+    assert len(groups) == 1 and [n for n, _ in groups[0]] == [4, 5, 5, 5]
 
 
 def test_to_cimg_refuses_arrays_it_cannot_store(tmp_path):
