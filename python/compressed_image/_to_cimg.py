@@ -7,8 +7,9 @@ where an input chunk ends, so a group's rows are whole input chunks and no input
 feeds two groups. A group is one task (or, when a channel has too few groups to keep every
 worker thread busy, a few tasks of consecutive chunks): it takes the input blocks holding
 its rows, cuts them into chunks and compresses each on the worker (``compress_chunk`` on a
-read-only handle of the temporary file), with no rechunking and no input block moving
-between workers. This process alone commits the compressed chunks as they arrive. With a
+read-only handle of the temporary file), with no rechunking along rows (an input chunked
+along columns is first joined into whole scanlines) and no input block moving between
+workers. This process alone commits the compressed chunks as they arrive. With a
 ``distributed`` client active, results stream through ``as_completed`` and the next group
 is submitted once fewer than ``max_in_flight`` chunks are outstanding; otherwise groups are
 joined until they hold at least ``max_in_flight`` chunks and each is one ``dask.compute``.
@@ -170,8 +171,8 @@ def _runs(group: range, most: int) -> List[range]:
 def _chunk_groups(tmp: str, writer: Image, arrays: List[da.Array], threads: int) -> List[List[_Task]]:
     """Every chunk of every channel in tasks, in the smallest groups to compute one after
     another. A task compresses a run of consecutive chunks from the input blocks holding
-    their rows, on the worker that holds those blocks: no rechunking, and no input block
-    moves between workers to be compressed. A group is one task unless the channel has
+    their rows, on the worker that holds those blocks: no rechunking along rows, and no
+    input block moves between workers to be compressed. A group is one task unless the channel has
     too few groups to keep every thread busy; then its runs are split."""
     total = sum(len(row_chunks(ch.height, ch.chunk_elems() // ch.width)) for ch in writer.channels())
     most = max(1, -(-total // (2 * threads)))
