@@ -121,14 +121,19 @@ impl<'a> Txn<'a> {
         index: usize,
         chunk: impl Into<StoredChunk<'c>>,
     ) -> Result {
-        self.desc(id)?.geometry.check_index(index)?;
-        let entry = match chunk.into() {
-            StoredChunk::Fill(bits) => TableEntry::Fill {
-                bits,
-                generation: self.generation(),
-            },
-            StoredChunk::Blob(bytes) => self.append_blob(id, index, bytes, crc32(bytes))?,
+        let bits = match chunk.into() {
+            StoredChunk::Fill(bits) => bits,
+            StoredChunk::Blob(bytes) => {
+                return self.put_blob_with_crc(id, index, bytes, crc32(bytes));
+            }
         };
+        self.desc(id)?.geometry.check_index(index)?;
+        let generation = self.generation();
+        self.set_entry(id, index, TableEntry::Fill { bits, generation })
+    }
+
+    /// Point chunk `index` of channel `id` at `entry`.
+    fn set_entry(&mut self, id: u32, index: usize, entry: TableEntry) -> Result {
         self.dirty = true;
         self.entries_mut(id)?[index] = entry;
         Ok(())
@@ -147,9 +152,7 @@ impl<'a> Txn<'a> {
         self.desc(id)?.geometry.check_index(index)?;
         debug_assert_eq!(crc32(blob), crc);
         let entry = self.append_blob(id, index, blob, crc)?;
-        self.dirty = true;
-        self.entries_mut(id)?[index] = entry;
-        Ok(())
+        self.set_entry(id, index, entry)
     }
 
     /// Append a blob as a BLOB record; returns the table entry that points to it.
